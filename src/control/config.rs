@@ -1,0 +1,152 @@
+//! The relay's validated configuration, independent of how it was given (flags today, a
+//! file later).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::relay::{AutoTuning, DataPathMode, SpliceVia};
+
+/// Address the relay listens on when no `--bind` is given.
+pub const DEFAULT_BIND: &str = "127.0.0.1:14500";
+/// Backend of the L4 mode when no `--forward` is given: iperf3's default port, so that
+/// `iperf3 -s` plus `deskrelay proxy` is a complete demo.
+pub const DEFAULT_FORWARD: &str = "127.0.0.1:5201";
+
+/// Everything `deskrelay proxy` needs to run.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Every address each shard listens on (SO_REUSEPORT, one socket per shard each).
+    pub binds: Vec<SocketAddr>,
+    /// The backend every accepted connection is relayed to (L4 mode).
+    pub forward: SocketAddr,
+    /// Number of shards: one pinned glommio executor each.
+    pub shards: usize,
+    /// How bulk bytes move between the two sockets of a session.
+    pub data_path: DataPathMode,
+    /// How splices are issued when the splice path runs.
+    pub splice_via: SpliceVia,
+    /// Thresholds of the auto data path.
+    pub auto: AutoTuning,
+    /// Size of one pooled copy buffer.
+    pub copy_buffer: usize,
+    /// Capacity asked for each pipe of the pipe pool (the kernel may give less).
+    pub pipe_size: usize,
+    /// Pipes one shard may lease at once; sessions past it stay on the copy path.
+    pub pipes_per_shard: usize,
+    /// Limit for establishing the backend connection.
+    pub connect_timeout: Duration,
+    /// How long SIGINT/SIGTERM waits for open sessions before exiting.
+    pub drain_timeout: Duration,
+}
+
+/// A configuration that cannot run, with the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("at least one --bind address is required")]
+    NoBind,
+    #[error("--shards must be at least 1")]
+    NoShards,
+    #[error("{name} must be between {min} and {max} bytes, got {value}")]
+    OutOfRange {
+        name: &'static str,
+        value: usize,
+        min: usize,
+        max: usize,
+    },
+    #[error("--connect-timeout must be greater than zero")]
+    ZeroConnectTimeout,
+}
+
+impl ProxyConfig {
+    /// The configuration `deskrelay proxy` runs with when given no arguments.
+    pub fn defaults() -> Self {
+        Self {
+            binds: vec![DEFAULT_BIND.parse().expect("valid default bind")],
+            forward: DEFAULT_FORWARD.parse().expect("valid default forward"),
+            shards: online_cpus(),
+            data_path: DataPathMode::Auto,
+            splice_via: SpliceVia::Syscall,
+            auto: AutoTuning::default(),
+            copy_buffer: 256 * 1024,
+            pipe_size: 256 * 1024,
+            pipes_per_shard: 512,
+            connect_timeout: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Checks the values that flags alone cannot constrain.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.binds.is_empty() {
+            return Err(ConfigError::NoBind);
+        }
+        if self.shards == 0 {
+            return Err(ConfigError::NoShards);
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(ConfigError::ZeroConnectTimeout);
+        }
+        check_range(
+            "--copy-buffer",
+            self.copy_buffer,
+            4 * 1024,
+            16 * 1024 * 1024,
+        )?;
+        check_range("--pipe-size", self.pipe_size, 4 * 1024, 16 * 1024 * 1024)?;
+        Ok(())
+    }
+}
+
+fn check_range(
+    name: &'static str,
+    value: usize,
+    min: usize,
+    max: usize,
+) -> Result<(), ConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::OutOfRange {
+            name,
+            value,
+            min,
+            max,
+        })
+    }
+}
+
+/// CPUs this process may run on.
+pub fn online_cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        ProxyConfig::defaults().validate().unwrap();
+    }
+
+    #[test]
+    fn zero_shards_is_refused() {
+        let cfg = ProxyConfig {
+            shards: 0,
+            ..ProxyConfig::defaults()
+        };
+        assert!(matches!(cfg.validate(), Err(ConfigError::NoShards)));
+    }
+
+    #[test]
+    fn tiny_copy_buffer_is_refused() {
+        let cfg = ProxyConfig {
+            copy_buffer: 16,
+            ..ProxyConfig::defaults()
+        };
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("--copy-buffer"), "{err}");
+    }
+}

@@ -1,0 +1,118 @@
+//! The accept loop of one listener on one shard, resilient to descriptor exhaustion.
+//!
+//! EMFILE/ENFILE leave the connection in the kernel's accept queue: the loop backs off
+//! (10 ms doubling to 1 s), keeps serving existing sessions meanwhile, logs at most once a
+//! second with a count of what it suppressed, and resumes by itself when descriptors free.
+
+use std::cell::Cell;
+use std::io;
+use std::time::{Duration, Instant};
+
+use super::runtime::{self, Conn, Listener};
+
+const MIN_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Accepts forever, handing each connection to `serve`.
+pub async fn accept_loop(
+    listener: &Listener,
+    shard: usize,
+    mut serve: impl FnMut(Conn),
+    on_error: impl Fn(),
+) {
+    let log = RateLimitedLog::new(Duration::from_secs(1));
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        match runtime::accept(listener).await {
+            Ok(conn) => {
+                backoff = MIN_BACKOFF;
+                serve(conn);
+            }
+            Err(err) => {
+                on_error();
+                if is_descriptor_exhaustion(&err) {
+                    log.warn(|suppressed| {
+                        tracing::warn!(
+                            shard,
+                            suppressed,
+                            "accept paused: {err}; existing sessions go on"
+                        )
+                    });
+                    runtime::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                } else {
+                    // A client that vanished between SYN and accept, and the like.
+                    log.warn(|suppressed| {
+                        tracing::debug!(shard, suppressed, "accept failed: {err}")
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn is_descriptor_exhaustion(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// Lets one message through per `interval` and counts the ones it held back.
+struct RateLimitedLog {
+    interval: Duration,
+    last: Cell<Option<Instant>>,
+    suppressed: Cell<u64>,
+}
+
+impl RateLimitedLog {
+    fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            last: Cell::new(None),
+            suppressed: Cell::new(0),
+        }
+    }
+
+    fn warn(&self, emit: impl FnOnce(u64)) {
+        let now = Instant::now();
+        match self.last.get() {
+            Some(t) if now.duration_since(t) < self.interval => {
+                self.suppressed.set(self.suppressed.get() + 1)
+            }
+            _ => {
+                emit(self.suppressed.replace(0));
+                self.last.set(Some(now));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_logs_once_and_counts_the_rest() {
+        let log = RateLimitedLog::new(Duration::from_secs(60));
+        let mut emitted = Vec::new();
+        for _ in 0..5 {
+            log.warn(|s| emitted.push(s));
+        }
+        assert_eq!(emitted, vec![0]);
+        assert_eq!(log.suppressed.get(), 4);
+    }
+
+    #[test]
+    fn descriptor_exhaustion_is_recognised() {
+        assert!(is_descriptor_exhaustion(&io::Error::from_raw_os_error(
+            libc::EMFILE
+        )));
+        assert!(is_descriptor_exhaustion(&io::Error::from_raw_os_error(
+            libc::ENFILE
+        )));
+        assert!(!is_descriptor_exhaustion(&io::Error::from_raw_os_error(
+            libc::ECONNABORTED
+        )));
+    }
+}

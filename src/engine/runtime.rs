@@ -1,0 +1,223 @@
+//! Everything glommio: executors, tasks, timers, TCP streams. No other module names glommio.
+//!
+//! Keeping the executor behind this file means the pinned glommio version (0.9, quiet
+//! upstream) can be swapped for a fork or another runtime by rewriting one file.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_lite::io::AsyncRead;
+use glommio::io::BufferedFile;
+use glommio::net::{TcpListener, TcpStream};
+use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement, PoolThreadHandles};
+
+/// A shard's listening socket.
+pub type Listener = TcpListener;
+
+/// glommio registers this much memory per executor for direct file I/O, which the relay does
+/// not use; the default (10 MiB) would be pinned memory for nothing.
+const IO_MEMORY: usize = 256 * 1024;
+/// Depth of glommio's own rings: every idle session keeps a readiness poll there.
+const RING_DEPTH: usize = 1024;
+
+/// Starts `shards` pinned executors, each running the future `make()` returns.
+pub fn start_shards<G, F>(shards: usize, make: G) -> io::Result<PoolThreadHandles<()>>
+where
+    G: FnOnce() -> F + Clone + Send + 'static,
+    F: Future<Output = ()> + 'static,
+{
+    let cpus = CpuSet::online().map_err(io::Error::from)?;
+    // One executor per CPU, spread as far apart as the topology allows; asked for more
+    // shards than CPUs, they share the online set unpinned to a single CPU.
+    let placement = if shards <= cpus.len() {
+        PoolPlacement::MaxSpread(shards, Some(cpus))
+    } else {
+        PoolPlacement::Fenced(shards, cpus)
+    };
+    LocalExecutorPoolBuilder::new(placement)
+        .name("shard")
+        .io_memory(IO_MEMORY)
+        .ring_depth(RING_DEPTH)
+        .on_all_shards(make)
+        .map_err(io::Error::from)
+}
+
+/// Runs `fut` on the current shard in the background.
+pub fn spawn<F: Future<Output = ()> + 'static>(fut: F) {
+    glommio::spawn_local(fut).detach();
+}
+
+/// Sleeps on the shard's timer.
+pub async fn sleep(d: Duration) {
+    glommio::timer::sleep(d).await;
+}
+
+/// `Some(output)` if `fut` finishes within `d`, `None` otherwise (`fut` is dropped).
+pub async fn within<T>(d: Duration, fut: impl Future<Output = T>) -> Option<T> {
+    futures_lite::future::or(async { Some(fut.await) }, async {
+        sleep(d).await;
+        None
+    })
+    .await
+}
+
+/// Waits until an eventfd has been signalled, through glommio's reactor (an io_uring read
+/// that the kernel arms as a poll: no thread blocks, nothing spins).
+pub struct EventFdWaiter {
+    file: BufferedFile,
+}
+
+impl EventFdWaiter {
+    /// Watches a duplicate of `fd`, so the caller keeps ownership of its descriptor.
+    pub fn new(fd: RawFd) -> io::Result<Self> {
+        // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor that we own, or -1.
+        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `dup` is ours alone; BufferedFile closes it on drop.
+        Ok(Self {
+            file: unsafe { BufferedFile::from_raw_fd(dup) },
+        })
+    }
+
+    /// Resolves once the eventfd counter is non-zero, resetting it.
+    pub async fn wait(&self) -> io::Result<()> {
+        self.file
+            .read_at(0, 8)
+            .await
+            .map(drop)
+            .map_err(io::Error::from)
+    }
+}
+
+/// Listens on an already bound and listening socket (created by `engine::listener`).
+pub fn listener_from_fd(fd: RawFd) -> TcpListener {
+    // SAFETY: the caller hands over a listening TCP socket it no longer uses.
+    unsafe { TcpListener::from_raw_fd(fd) }
+}
+
+/// Accepts one connection on `listener`.
+pub async fn accept(listener: &TcpListener) -> io::Result<Conn> {
+    let stream = listener.accept().await.map_err(io::Error::from)?;
+    Conn::new(stream)
+}
+
+/// Connects to `addr` within `timeout`.
+pub async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<Conn> {
+    let stream = TcpStream::connect_timeout(addr, timeout)
+        .await
+        .map_err(io::Error::from)?;
+    Conn::new(stream)
+}
+
+/// One TCP connection of a session, shared by its two directions (one reads while the other
+/// writes; each borrow lasts one poll, never across an await).
+pub struct Conn {
+    stream: RefCell<TcpStream>,
+    fd: RawFd,
+}
+
+impl Conn {
+    fn new(stream: TcpStream) -> io::Result<Self> {
+        stream.set_nodelay(true).map_err(io::Error::from)?;
+        let fd = stream.as_raw_fd();
+        // The splice path issues plain syscalls on this descriptor: they must never block.
+        set_nonblocking(fd)?;
+        Ok(Self {
+            stream: RefCell::new(stream),
+            fd,
+        })
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.stream.borrow().peer_addr().map_err(io::Error::from)
+    }
+
+    /// Reads what is available into `buf`, or registers the task for readiness.
+    pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.stream.borrow_mut()).poll_read(cx, buf)
+    }
+
+    /// Writes all of `buf`, waiting for room as needed.
+    pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            let n = futures_lite::future::poll_fn(|cx| {
+                futures_lite::io::AsyncWrite::poll_write(
+                    Pin::new(&mut *self.stream.borrow_mut()),
+                    cx,
+                    buf,
+                )
+            })
+            .await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            buf = &buf[n..];
+        }
+        Ok(())
+    }
+
+    /// Sends FIN: the peer reads EOF, and may still send.
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        shutdown(self.fd, libc::SHUT_WR)
+    }
+
+    /// Ends both directions now: every pending read or write on this socket wakes up.
+    pub fn shutdown_both(&self) {
+        let _ = shutdown(self.fd, libc::SHUT_RDWR);
+    }
+
+    /// Makes the close send RST instead of FIN (the other side of the session was reset),
+    /// and wakes pending operations.
+    pub fn abort(&self) {
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: setsockopt with a pointer to a live linger struct of the right size.
+        unsafe {
+            libc::setsockopt(
+                self.fd,
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+        self.shutdown_both();
+    }
+}
+
+fn shutdown(fd: RawFd, how: libc::c_int) -> io::Result<()> {
+    // SAFETY: shutdown(2) on a descriptor owned by a live Conn.
+    if unsafe { libc::shutdown(fd, how) } < 0 {
+        let err = io::Error::last_os_error();
+        // Already disconnected is the state we wanted.
+        if err.raw_os_error() != Some(libc::ENOTCONN) {
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl get/set flags on a descriptor owned by the caller.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}

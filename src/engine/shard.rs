@@ -1,0 +1,212 @@
+//! One shard: its ring, pools and counters, its accept loops, and its drain at shutdown.
+//!
+//! A session lives its whole life on the shard that accepted it: the backend socket is
+//! opened there, its buffers and pipes come from that shard's pools, its counters are that
+//! shard's. Nothing on this path takes a lock or talks to another shard.
+
+use std::cell::Cell;
+use std::os::fd::{IntoRawFd, OwnedFd};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_lite::future;
+use tracing::Instrument;
+
+use super::accept::accept_loop;
+use super::runtime::{self, listener_from_fd, Conn, EventFdWaiter};
+use super::shutdown::ShutdownPipe;
+use crate::control::config::ProxyConfig;
+use crate::control::stats::{ShardStats, Stats};
+use crate::front::FrontDoor;
+use crate::relay::buffer_pool::BufferPool;
+use crate::relay::direction::DataPath;
+use crate::relay::pipe_pool::PipePool;
+use crate::relay::session::{relay_to, SessionEnd};
+use crate::uring::{PollEvents, ShardRing};
+
+/// Entries of the shard ring's submission queue.
+const RING_ENTRIES: u32 = 1024;
+/// io-wq workers one shard's ring may start (only `--splice-via ring` uses them).
+const IOWQ_WORKERS: u32 = 4;
+/// Free copy buffers a shard keeps.
+const IDLE_BUFFERS: usize = 16;
+/// Empty pipes a shard keeps for reuse.
+const IDLE_PIPES: usize = 32;
+
+/// What all shards share, read-only after start.
+pub struct Shared {
+    pub config: ProxyConfig,
+    pub stats: Arc<Stats>,
+    pub shutdown: Arc<ShutdownPipe>,
+    pub front: FrontDoor,
+}
+
+/// A shard's own state.
+struct Shard {
+    id: usize,
+    shared: Arc<Shared>,
+    dp: DataPath,
+    active: Cell<usize>,
+}
+
+impl Shard {
+    fn stats(&self) -> &ShardStats {
+        self.shared.stats.shard(self.id)
+    }
+}
+
+/// Runs shard `id` until shutdown and drain are over. `ready` is called once the shard
+/// accepts, or with the reason it cannot start.
+pub async fn run(
+    id: usize,
+    listeners: Vec<OwnedFd>,
+    shared: Arc<Shared>,
+    ready: impl FnOnce(Result<(), String>),
+) {
+    let cfg = &shared.config;
+    let ring = match ShardRing::new(RING_ENTRIES, IOWQ_WORKERS) {
+        Ok(ring) => ring,
+        Err(err) => {
+            return ready(Err(format!(
+                "shard {id}: cannot create its io_uring ring: {err}"
+            )))
+        }
+    };
+    let waiter = match EventFdWaiter::new(ring.eventfd()) {
+        Ok(w) => w,
+        Err(err) => return ready(Err(format!("shard {id}: cannot watch its ring: {err}"))),
+    };
+    runtime::spawn(drive_ring(Rc::clone(&ring), waiter));
+
+    let shard = Rc::new(Shard {
+        id,
+        dp: DataPath {
+            ring: Rc::clone(&ring),
+            buffers: BufferPool::new(cfg.copy_buffer, IDLE_BUFFERS),
+            pipes: PipePool::new(cfg.pipe_size, cfg.pipes_per_shard, IDLE_PIPES),
+            mode: cfg.data_path,
+            tuning: cfg.auto,
+            via: cfg.splice_via,
+        },
+        shared: Arc::clone(&shared),
+        active: Cell::new(0),
+    });
+    let listeners: Vec<_> = listeners
+        .into_iter()
+        .map(|fd| listener_from_fd(fd.into_raw_fd()))
+        .collect();
+    ready(Ok(()));
+
+    let accepting = join_all(listeners.iter().map(|l| {
+        let shard = Rc::clone(&shard);
+        let shard_for_errors = Rc::clone(&shard);
+        accept_loop(
+            l,
+            id,
+            move |conn| runtime::spawn(serve(Rc::clone(&shard), conn)),
+            move || ShardStats::add(&shard_for_errors.stats().accept_errors, 1),
+        )
+    }));
+    let stop = async {
+        if let Err(err) = ring.ready(shared.shutdown.fd(), PollEvents::Readable).await {
+            tracing::error!(shard = id, "cannot wait for shutdown: {err}; stopping");
+        }
+    };
+    future::or(accepting, stop).await;
+    drop(listeners);
+    drain(&shard, cfg.drain_timeout).await;
+}
+
+/// Waits for the shard's sessions to end, up to `timeout`.
+async fn drain(shard: &Shard, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    // Shutdown only: a 10 ms check is cheaper to reason about than a wake-up per session end.
+    while shard.active.get() > 0 && Instant::now() < deadline {
+        runtime::sleep(Duration::from_millis(10)).await;
+    }
+    let left = shard.active.get();
+    if left > 0 {
+        tracing::warn!(
+            shard = shard.id,
+            "drain timeout: closing {left} open session(s)"
+        );
+    }
+}
+
+/// Reaps the shard ring whenever its eventfd says completions arrived.
+async fn drive_ring(ring: Rc<ShardRing>, waiter: EventFdWaiter) {
+    loop {
+        if let Err(err) = waiter.wait().await {
+            tracing::error!("shard ring: cannot wait for completions: {err}");
+            return;
+        }
+        ring.reap();
+    }
+}
+
+/// One accepted connection, from admission to close.
+async fn serve(shard: Rc<Shard>, client: Conn) {
+    let stats = shard.stats();
+    ShardStats::add(&stats.accepted, 1);
+    ShardStats::add(&stats.active, 1);
+    shard.active.set(shard.active.get() + 1);
+    let peer = client
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?".into());
+    let span = tracing::info_span!("session", shard = shard.id, client = %peer);
+    async {
+        let started = Instant::now();
+        let end = match shard.shared.front.admit(&client).await {
+            Ok(admission) => {
+                relay_to(
+                    client,
+                    admission.backend,
+                    shard.shared.config.connect_timeout,
+                    &shard.dp,
+                    stats,
+                )
+                .await
+            }
+            Err(refusal) => match refusal {},
+        };
+        let secs = started.elapsed().as_secs_f64();
+        match end {
+            SessionEnd::Closed {
+                to_backend,
+                to_client,
+            } => {
+                tracing::debug!(to_backend, to_client, secs, "session closed")
+            }
+            SessionEnd::BackendUnreachable { backend, error } => {
+                tracing::warn!(%backend, "backend unreachable: {error}; client closed")
+            }
+            SessionEnd::Failed { culprit, error } => {
+                ShardStats::add(&stats.session_errors, 1);
+                tracing::debug!(%culprit, secs, "session ended by {culprit} error: {error}")
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+    shard.active.set(shard.active.get() - 1);
+    stats
+        .active
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    ShardStats::add(&stats.closed, 1);
+}
+
+/// Runs every future to completion, concurrently, on the current task.
+async fn join_all<F: std::future::Future<Output = ()>>(futs: impl Iterator<Item = F>) {
+    let mut futs: Vec<_> = futs.map(Box::pin).collect();
+    future::poll_fn(|cx| {
+        futs.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+        if futs.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}

@@ -1,0 +1,16 @@
+//! The `deskrelay` binary: parse the command line, set up logging, run the library.
+
+use clap::Parser;
+use deskrelay::control::cli::{Cli, Command};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&cli.log)?)
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Proxy(args) => deskrelay::run_proxy(args.into_config()?),
+    }
+}

@@ -1,0 +1,112 @@
+//! One session: the client connection, its backend connection, and both directions.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_lite::future::zip;
+
+use super::direction::{pump, DataPath, DirectionError, Side};
+use crate::control::stats::ShardStats;
+use crate::engine::runtime::{connect, Conn};
+
+/// Which end of a session caused its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Culprit {
+    Client,
+    Backend,
+}
+
+impl std::fmt::Display for Culprit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Culprit::Client => "client",
+            Culprit::Backend => "backend",
+        })
+    }
+}
+
+/// How a session ended.
+#[derive(Debug)]
+pub enum SessionEnd {
+    /// Both directions reached EOF.
+    Closed { to_backend: u64, to_client: u64 },
+    /// The backend could not be reached; the client was closed.
+    BackendUnreachable {
+        backend: SocketAddr,
+        error: io::Error,
+    },
+    /// A socket failed mid-session; both sides were closed.
+    Failed { culprit: Culprit, error: io::Error },
+}
+
+/// Connects to `backend` and relays until both directions are done.
+pub async fn relay_to(
+    client: Conn,
+    backend: SocketAddr,
+    connect_timeout: Duration,
+    dp: &DataPath,
+    stats: &ShardStats,
+) -> SessionEnd {
+    let backend_conn = match connect(backend, connect_timeout).await {
+        Ok(conn) => conn,
+        Err(error) => {
+            ShardStats::add(&stats.backend_connect_failures, 1);
+            client.shutdown_both();
+            return SessionEnd::BackendUnreachable { backend, error };
+        }
+    };
+    relay(&client, &backend_conn, dp, stats).await
+}
+
+/// Runs both directions of an established session. When one fails, both sockets are shut
+/// down so the other direction ends at once; a reset is passed on as a reset.
+pub async fn relay(client: &Conn, backend: &Conn, dp: &DataPath, stats: &ShardStats) -> SessionEnd {
+    let upstream = async {
+        let r = pump(client, backend, dp, stats, &stats.bytes_client_to_backend).await;
+        if let Err(e) = &r {
+            tear_down(e, client, backend);
+        }
+        r
+    };
+    let downstream = async {
+        let r = pump(backend, client, dp, stats, &stats.bytes_backend_to_client).await;
+        if let Err(e) = &r {
+            tear_down(e, backend, client);
+        }
+        r
+    };
+    match zip(upstream, downstream).await {
+        (Ok(to_backend), Ok(to_client)) => SessionEnd::Closed {
+            to_backend,
+            to_client,
+        },
+        (Err(e), _) => failed(e, Culprit::Client, Culprit::Backend),
+        (_, Err(e)) => failed(e, Culprit::Backend, Culprit::Client),
+    }
+}
+
+fn tear_down(e: &DirectionError, src: &Conn, dst: &Conn) {
+    let reset = e.error.kind() == io::ErrorKind::ConnectionReset;
+    let (failed, other) = match e.side {
+        Side::Source => (src, dst),
+        Side::Destination => (dst, src),
+    };
+    failed.shutdown_both();
+    if reset {
+        other.abort();
+    } else {
+        other.shutdown_both();
+    }
+}
+
+fn failed(e: DirectionError, source: Culprit, destination: Culprit) -> SessionEnd {
+    let culprit = match e.side {
+        Side::Source => source,
+        Side::Destination => destination,
+    };
+    SessionEnd::Failed {
+        culprit,
+        error: e.error,
+    }
+}
