@@ -18,4 +18,4 @@ pub mod relay;
 pub mod uring;
 
 pub use control::config::ProxyConfig;
-pub use engine::run_proxy;
+pub use engine::{run_proxy, Relay};

@@ -1,9 +1,9 @@
 //! Engine: shards, listeners, start-up and shutdown.
 //!
-//! [`run_proxy`] binds every listening socket up front (so port 0 resolves once and errors
+//! [`Relay::start`] binds every listening socket up front (so port 0 resolves once and errors
 //! come before any thread starts), starts one pinned executor per shard ([`runtime`]), waits
-//! until each accepts, prints `listening on ADDR` per address, and returns after SIGINT or
-//! SIGTERM once every shard has drained.
+//! until each accepts. [`run_proxy`] adds signals and the `listening on ADDR` lines, and
+//! returns after SIGINT or SIGTERM once every shard has drained.
 
 mod accept;
 pub mod listener;
@@ -12,81 +12,126 @@ mod shard;
 pub mod shutdown;
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 use anyhow::Context;
 
 use crate::control::config::ProxyConfig;
-use crate::control::stats::Stats;
+use crate::control::stats::{Stats, Totals};
 use crate::front::FrontDoor;
+use runtime::PoolThreadHandles;
 use shard::Shared;
 use shutdown::ShutdownPipe;
 
-/// Runs the L4 relay until SIGINT/SIGTERM and drain.
+/// Runs the L4 relay until SIGINT/SIGTERM and drain: the `deskrelay proxy` command.
+/// Prints `listening on ADDR` on stdout once every shard accepts.
 pub fn run_proxy(config: ProxyConfig) -> anyhow::Result<()> {
-    let bound = listener::bind_all(&config.binds, config.shards)?;
-    let shutdown = ShutdownPipe::new().context("cannot create the shutdown pipe")?;
-    shutdown::watch_signals(Arc::clone(&shutdown), config.drain_timeout.as_secs_f64())
-        .context("cannot install signal handlers")?;
-
-    let shards = config.shards;
-    let stats = Arc::new(Stats::new(shards));
-    let shared = Arc::new(Shared {
-        front: FrontDoor::Forward(config.forward),
-        config: config.clone(),
-        stats: Arc::clone(&stats),
-        shutdown: Arc::clone(&shutdown),
-    });
-    let listeners = Arc::new(Mutex::new(bound.per_shard));
-    let next_id = Arc::new(AtomicUsize::new(0));
-    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
-    let ready_tx = Arc::new(Mutex::new(ready_tx));
-
-    let handles = runtime::start_shards(shards, move || {
-        let id = next_id.fetch_add(1, Ordering::Relaxed);
-        let mine = std::mem::take(&mut listeners.lock().expect("listener hand-out")[id]);
-        let ready = move |r| {
-            let _ = ready_tx.lock().expect("ready channel").send(r);
-        };
-        shard::run(id, mine, shared, ready)
-    })
-    .context("cannot start the shards")?;
-
-    for _ in 0..shards {
-        match ready_rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(reason)) => {
-                shutdown.trigger();
-                handles.join_all();
-                anyhow::bail!(reason);
-            }
-            Err(_) => anyhow::bail!("a shard stopped during start-up"),
-        }
-    }
+    let relay = Relay::start(config)?;
+    shutdown::watch_signals(
+        Arc::clone(&relay.shutdown),
+        relay.config.drain_timeout.as_secs_f64(),
+    )
+    .context("cannot install signal handlers")?;
     tracing::info!(
-        shards,
-        data_path = %config.data_path,
+        shards = relay.config.shards,
+        data_path = %relay.config.data_path,
         "relaying every connection to {}",
-        config.forward
+        relay.config.forward
     );
     let mut out = std::io::stdout().lock();
-    for addr in &bound.addrs {
+    for addr in &relay.addrs {
         writeln!(out, "listening on {addr}")?;
     }
     out.flush()?;
     drop(out);
+    relay.wait()
+}
 
-    for result in handles.join_all() {
-        result.map_err(|e| anyhow::anyhow!("a shard failed: {e}"))?;
+/// A running relay, started in this process (by `run_proxy`, or embedded by loadgen and
+/// tests).
+pub struct Relay {
+    /// The bound addresses, port 0 resolved.
+    pub addrs: Vec<SocketAddr>,
+    pub config: ProxyConfig,
+    stats: Arc<Stats>,
+    shutdown: Arc<ShutdownPipe>,
+    handles: PoolThreadHandles<()>,
+}
+
+impl Relay {
+    /// Binds, starts every shard, and returns once all of them accept.
+    pub fn start(config: ProxyConfig) -> anyhow::Result<Self> {
+        config.validate()?;
+        let bound = listener::bind_all(&config.binds, config.shards)?;
+        let shutdown = ShutdownPipe::new().context("cannot create the shutdown pipe")?;
+        let shards = config.shards;
+        let stats = Arc::new(Stats::new(shards));
+        let shared = Arc::new(Shared {
+            front: FrontDoor::Forward(config.forward),
+            config: config.clone(),
+            stats: Arc::clone(&stats),
+            shutdown: Arc::clone(&shutdown),
+        });
+        let listeners = Arc::new(Mutex::new(bound.per_shard));
+        let next_id = Arc::new(AtomicUsize::new(0));
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+        let ready_tx = Arc::new(Mutex::new(ready_tx));
+
+        let handles = runtime::start_shards(shards, move || {
+            let id = next_id.fetch_add(1, Ordering::Relaxed);
+            let mine = std::mem::take(&mut listeners.lock().expect("listener hand-out")[id]);
+            let ready = move |r| {
+                let _ = ready_tx.lock().expect("ready channel").send(r);
+            };
+            shard::run(id, mine, shared, ready)
+        })
+        .context("cannot start the shards")?;
+
+        for _ in 0..shards {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(reason)) => {
+                    shutdown.trigger();
+                    handles.join_all();
+                    anyhow::bail!(reason);
+                }
+                Err(_) => anyhow::bail!("a shard stopped during start-up"),
+            }
+        }
+        Ok(Self {
+            addrs: bound.addrs,
+            config,
+            stats,
+            shutdown,
+            handles,
+        })
     }
-    let t = stats.total();
-    tracing::info!(
-        sessions = t.accepted,
-        to_backend = t.bytes_client_to_backend,
-        to_client = t.bytes_backend_to_client,
-        backend_failures = t.backend_connect_failures,
-        "stopped"
-    );
-    Ok(())
+
+    /// Counters summed over shards, now.
+    pub fn totals(&self) -> Totals {
+        self.stats.total()
+    }
+
+    /// Asks every shard to stop accepting and drain (what SIGTERM does).
+    pub fn stop(&self) {
+        self.shutdown.trigger();
+    }
+
+    /// Waits until every shard has drained and stopped.
+    pub fn wait(self) -> anyhow::Result<()> {
+        for result in self.handles.join_all() {
+            result.map_err(|e| anyhow::anyhow!("a shard failed: {e}"))?;
+        }
+        let t = self.stats.total();
+        tracing::info!(
+            sessions = t.accepted,
+            to_backend = t.bytes_client_to_backend,
+            to_client = t.bytes_backend_to_client,
+            backend_failures = t.backend_connect_failures,
+            "stopped"
+        );
+        Ok(())
+    }
 }

@@ -15,7 +15,8 @@ use std::time::Duration;
 use futures_lite::io::AsyncRead;
 use glommio::io::BufferedFile;
 use glommio::net::{TcpListener, TcpStream};
-use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement, PoolThreadHandles};
+pub use glommio::PoolThreadHandles;
+use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
 
 /// A shard's listening socket.
 pub type Listener = TcpListener;
