@@ -1,5 +1,7 @@
 //! The `deskrelay` binary: parse the command line, set up logging, run the library.
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use deskrelay::control::cli::{Cli, Command};
 use tracing_subscriber::EnvFilter;
@@ -9,6 +11,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&cli.log)?)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match cli.command {
         Command::Proxy(args) => deskrelay::run_proxy(args.into_config()?),

@@ -2,13 +2,13 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_lite::future::zip;
 
 use super::direction::{pump, DataPath, DirectionError, Side};
 use crate::control::stats::ShardStats;
-use crate::engine::runtime::{connect, Conn};
+use crate::engine::runtime::{connect, sleep, Conn};
 
 /// Which end of a session caused its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +48,7 @@ pub async fn relay_to(
     dp: &DataPath,
     stats: &ShardStats,
 ) -> SessionEnd {
-    let backend_conn = match connect(backend, connect_timeout).await {
+    let backend_conn = match connect_patiently(backend, connect_timeout).await {
         Ok(conn) => conn,
         Err(error) => {
             ShardStats::add(&stats.backend_connect_failures, 1);
@@ -57,6 +57,25 @@ pub async fn relay_to(
         }
     };
     relay(&client, &backend_conn, dp, stats).await
+}
+
+/// Connects within `timeout`. Running out of descriptors is local and passing (sessions end,
+/// descriptors free up), so it is retried until the deadline instead of failing the client
+/// at once; any other error is final.
+async fn connect_patiently(backend: SocketAddr, timeout: Duration) -> io::Result<Conn> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match connect(backend, left.max(Duration::from_millis(1))).await {
+            Err(e)
+                if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+                    && Instant::now() < deadline =>
+            {
+                sleep(Duration::from_millis(20)).await
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Runs both directions of an established session. When one fails, both sockets are shut
