@@ -49,6 +49,15 @@ where
         .map_err(io::Error::from)
 }
 
+/// Runs `fut` to completion on a fresh single executor on this thread (tests and tools).
+pub fn block_on<T: 'static>(fut: impl Future<Output = T> + 'static) -> T {
+    glommio::LocalExecutorBuilder::default()
+        .io_memory(IO_MEMORY)
+        .make()
+        .expect("a local executor")
+        .run(fut)
+}
+
 /// Runs `fut` on the current shard in the background.
 pub fn spawn<F: Future<Output = ()> + 'static>(fut: F) {
     glommio::spawn_local(fut).detach();

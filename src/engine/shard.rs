@@ -14,7 +14,7 @@ use futures_lite::future;
 use tracing::Instrument;
 
 use super::accept::accept_loop;
-use super::runtime::{self, listener_from_fd, Conn, EventFdWaiter};
+use super::runtime::{self, listener_from_fd, Conn};
 use super::shutdown::ShutdownPipe;
 use crate::control::config::ProxyConfig;
 use crate::control::stats::{ShardStats, Stats};
@@ -73,11 +73,9 @@ pub async fn run(
             )))
         }
     };
-    let waiter = match EventFdWaiter::new(ring.eventfd()) {
-        Ok(w) => w,
-        Err(err) => return ready(Err(format!("shard {id}: cannot watch its ring: {err}"))),
-    };
-    runtime::spawn(drive_ring(Rc::clone(&ring), waiter));
+    if let Err(err) = ring.start_driver() {
+        return ready(Err(format!("shard {id}: cannot watch its ring: {err}")));
+    }
 
     let shard = Rc::new(Shard {
         id,
@@ -131,17 +129,6 @@ async fn drain(shard: &Shard, timeout: Duration) {
             shard = shard.id,
             "drain timeout: closing {left} open session(s)"
         );
-    }
-}
-
-/// Reaps the shard ring whenever its eventfd says completions arrived.
-async fn drive_ring(ring: Rc<ShardRing>, waiter: EventFdWaiter) {
-    loop {
-        if let Err(err) = waiter.wait().await {
-            tracing::error!("shard ring: cannot wait for completions: {err}");
-            return;
-        }
-        ring.reap();
     }
 }
 

@@ -7,7 +7,7 @@
 //!
 //! The ring is driven without a thread and without spinning: an eventfd is registered with
 //! it, so every asynchronous completion bumps the eventfd, and a small task on the shard
-//! ([`engine::runtime::wait_eventfd`](crate::engine::runtime::wait_eventfd)) waits for the
+//! ([`ShardRing::start_driver`], through [`crate::engine::runtime::EventFdWaiter`]) waits for the
 //! eventfd through glommio's own reactor and then drains the completion queue. Operations
 //! that complete during submission (a poll on a socket that is already readable) are reaped
 //! at once, without waiting for the eventfd round trip.
