@@ -325,7 +325,13 @@ for ((round = 1; round <= ROUNDS; round++)); do
       t0=$(date +%s.%N)
       [[ -n $relay_pid ]] && c0=$(group_ticks "$relay_pid")
       rc=0
-      timeout -k 5 $((DURATION + 20)) iperf3 "${args[@]}" >"$raw" 2>"$raw.err" || rc=$?
+      # In the background and waited for: a trapped INT/TERM interrupts `wait` at once (a
+      # foreground iperf3 would swallow Ctrl-C and the script would carry on). `timeout` leads
+      # its own process group, so cleanup can kill the client with it.
+      timeout -k 5 $((DURATION + 20)) iperf3 "${args[@]}" >"$raw" 2>"$raw.err" </dev/null &
+      PID[iperf3-client]=$!
+      wait "${PID[iperf3-client]}" || rc=$?
+      unset "PID[iperf3-client]"
       [[ -n $relay_pid ]] && c1=$(group_ticks "$relay_pid")
       t1=$(date +%s.%N)
       wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
@@ -338,6 +344,8 @@ try:
     d = json.load(open(path))
 except Exception:
     print("timeout" if rc in (124, 137) else f"no-json(rc={rc})", "", "", ""); sys.exit()
+if rc in (124, 137):
+    print("timeout", "", "", ""); sys.exit()
 if "error" in d:
     print("iperf3-error", "", "", ""); sys.exit()
 e = d["end"]
