@@ -1,0 +1,114 @@
+//! Simulated desktop backends: every worker accepts on the shared backend listener; each
+//! accepted connection learns its session from the protocol set-up, then sends downstream
+//! on schedule (or echoes) while verifying upstream.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use glommio::net::TcpListener;
+
+use crate::flow::{self, Dir};
+use crate::metrics::Sent;
+use crate::net::{before, now_ns, Conn};
+use crate::schedule::Schedule;
+use crate::session::{record, seed};
+use crate::worker::Ctx;
+
+/// Accepts backend connections until the worker stops.
+pub async fn accept_loop(ctx: Rc<Ctx>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                // Counted before the task starts, so the worker cannot miss it when it checks.
+                Sent::add(&ctx.plan.sent.backends_open, 1);
+                glommio::spawn_local(serve(Rc::clone(&ctx), stream)).detach();
+            }
+            Err(e) => {
+                ctx.metrics
+                    .borrow_mut()
+                    .error("backend accept", format!("backend accept: {e}"));
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Decrements the open-backend count however the task ends.
+struct OpenGuard<'a>(&'a Ctx);
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        self.0
+            .plan
+            .sent
+            .backends_open
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+async fn serve(ctx: Rc<Ctx>, stream: glommio::net::TcpStream) {
+    let _guard = OpenGuard(&ctx);
+    let plan = &ctx.plan;
+    let conn = match Conn::new(stream) {
+        Ok(c) => c,
+        Err(e) => {
+            return ctx
+                .metrics
+                .borrow_mut()
+                .error("backend set-up", e.to_string())
+        }
+    };
+    let id = match before(plan.hard_deadline_ns, plan.protocol.backend_open(&conn)).await {
+        Some(Ok(Some(id))) => id,
+        Some(Ok(None)) => return,
+        Some(Err(e)) => {
+            let kind = format!("backend set-up: {}", e.kind());
+            return ctx
+                .metrics
+                .borrow_mut()
+                .error(&kind, format!("backend set-up: {e}"));
+        }
+        None => return,
+    };
+    let echo = plan.profile.echo;
+    let sender = async {
+        if echo {
+            return;
+        }
+        let schedule = Schedule::new(
+            &plan.profile.down,
+            now_ns(),
+            plan.end_ns,
+            seed(id, Dir::Down),
+        );
+        if let Err(e) = flow::send(&ctx, &conn, id, Dir::Down, schedule).await {
+            ctx.metrics.borrow_mut().error(
+                &format!("backend send: io: {}", e.kind()),
+                format!("session {id}: {e}"),
+            );
+            conn.shutdown_both();
+        }
+    };
+    let receiver = async {
+        match before(
+            plan.hard_deadline_ns,
+            flow::receive(&ctx, &conn, id, Dir::Up, echo),
+        )
+        .await
+        {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                record(&ctx, "backend receive", id, &e);
+                conn.shutdown_both();
+            }
+            None => {
+                ctx.metrics.borrow_mut().error(
+                    "backend receive: timed out",
+                    format!("session {id}: upstream did not end by the deadline"),
+                );
+                conn.shutdown_both();
+            }
+        }
+    };
+    futures_lite::future::zip(sender, receiver).await;
+}

@@ -1,0 +1,238 @@
+//! The two halves of a direction: the scheduled sender and the verifying receiver, shared by
+//! the client side (upstream sender, downstream receiver) and the backend side.
+
+use std::io;
+
+use crate::decode::Decoder;
+use crate::metrics::Sent;
+use crate::net::{now_ns, sleep_until, Conn};
+use crate::schedule::Schedule;
+use crate::wire::{Header, Kind, WireError, HEADER_LEN};
+use crate::worker::Ctx;
+
+/// Payloads up to this size are written together with their header (one segment).
+const COALESCE: usize = 16 * 1024;
+/// Read buffer of a receiver.
+const READ_BUF: usize = 64 * 1024;
+
+/// Which way a direction goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    /// Client to backend.
+    Up,
+    /// Backend to client.
+    Down,
+}
+
+/// Why a direction stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("{0}")]
+    Wire(#[from] WireError),
+}
+
+impl FlowError {
+    /// Short key for the report's error counts.
+    pub fn kind(&self) -> String {
+        match self {
+            FlowError::Io(e) => format!("io: {}", e.kind()),
+            FlowError::Wire(WireError::Corrupt { .. }) => "corrupt payload".into(),
+            FlowError::Wire(WireError::OutOfOrder { .. }) => "sequence gap".into(),
+            FlowError::Wire(WireError::Truncated) => "truncated message".into(),
+            FlowError::Wire(_) => "bad header".into(),
+        }
+    }
+}
+
+/// Sends `schedule` on `conn` (each message at its due time, or at once when late), then
+/// sends FIN.
+pub async fn send(
+    ctx: &Ctx,
+    conn: &Conn,
+    session: u32,
+    dir: Dir,
+    schedule: Schedule,
+) -> io::Result<()> {
+    let plan = &ctx.plan;
+    let mut buf = Vec::with_capacity(HEADER_LEN + COALESCE);
+    for (seq, (due_ns, len)) in schedule.enumerate() {
+        sleep_until(due_ns).await;
+        let h = Header {
+            kind: Kind::Data,
+            session,
+            len,
+            seq: seq as u64,
+            due_ns,
+        };
+        let payload = plan.pattern.payload(session, h.seq, len as usize);
+        buf.clear();
+        buf.extend_from_slice(&h.encode());
+        if payload.len() <= COALESCE {
+            buf.extend_from_slice(payload);
+            conn.write_all(&buf).await?;
+        } else {
+            conn.write_all(&buf).await?;
+            conn.write_all(payload).await?;
+        }
+        let (msgs, bytes) = match dir {
+            Dir::Up => (&plan.sent.up_messages, &plan.sent.up_bytes),
+            Dir::Down => (&plan.sent.down_messages, &plan.sent.down_bytes),
+        };
+        Sent::add(msgs, 1);
+        Sent::add(bytes, HEADER_LEN as u64 + len as u64);
+    }
+    conn.shutdown_write();
+    Ok(())
+}
+
+/// Reads `conn` to its end, verifying every message of `session` and recording its latency
+/// (arrival - due) under `dir`. With `echo`, writes each verified message back on `conn`
+/// (the backend of the echo profile) and sends FIN at the end.
+pub async fn receive(
+    ctx: &Ctx,
+    conn: &Conn,
+    session: u32,
+    dir: Dir,
+    echo: bool,
+) -> Result<(), FlowError> {
+    let plan = &ctx.plan;
+    let mut decoder = Decoder::new(session);
+    let mut buf = vec![0u8; READ_BUF];
+    let mut done: Vec<Header> = Vec::new();
+    loop {
+        let n = conn.read(&mut buf).await?;
+        if n == 0 {
+            decoder.finish()?;
+            if echo {
+                conn.shutdown_write();
+            }
+            return Ok(());
+        }
+        let now = now_ns();
+        {
+            let mut m = ctx.metrics.borrow_mut();
+            let d = match dir {
+                Dir::Up => &mut m.up,
+                Dir::Down => &mut m.down,
+            };
+            decoder.feed(&plan.pattern, &buf[..n], |h| {
+                d.record(
+                    now.saturating_sub(h.due_ns),
+                    HEADER_LEN as u64 + h.len as u64,
+                );
+                if echo {
+                    done.push(*h);
+                }
+            })?;
+        }
+        for h in done.drain(..) {
+            let mut out = h.encode().to_vec();
+            out.extend_from_slice(plan.pattern.payload(session, h.seq, h.len as usize));
+            conn.write_all(&out).await?;
+            Sent::add(&plan.sent.down_messages, 1);
+            Sent::add(&plan.sent.down_bytes, out.len() as u64);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::cli::{ProfileKind, Protocol};
+    use crate::metrics::Metrics;
+    use crate::profile::{Profile, StreamSpec};
+    use crate::wire::Pattern;
+    use crate::worker::Plan;
+
+    const MS: u64 = 1_000_000;
+
+    fn plan(spec: StreamSpec) -> Plan {
+        Plan {
+            profile: Profile {
+                kind: ProfileKind::Bulk,
+                up: vec![spec],
+                down: vec![],
+                echo: false,
+            },
+            protocol: Protocol::Raw,
+            pattern: Pattern::new(),
+            sent: Sent::default(),
+            sessions: 1,
+            ramp: 1.0,
+            connect_to: "127.0.0.1:9".parse().unwrap(),
+            connect_timeout: Duration::from_secs(1),
+            start_ns: 0,
+            end_ns: 0,
+            hard_deadline_ns: u64::MAX,
+        }
+    }
+
+    /// Coordinated omission, synthetically: the receiver stalls for a second while the
+    /// sender's socket buffers are tiny, so the sender blocks. The messages due during the
+    /// stall must carry their due times, so their latency covers the stall: a quarter of
+    /// them waited over half a second. Stamped when finally sent, they would look fast.
+    #[test]
+    fn a_blocked_sender_keeps_due_times_so_a_stall_is_measured() {
+        let spec = StreamSpec {
+            rate: 100.0,
+            min: 16 * 1024,
+            max: 16 * 1024,
+        };
+        let h = glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let std_listener = {
+                    use socket2::{Domain, Socket, Type};
+                    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+                    s.set_recv_buffer_size(4096).unwrap(); // inherited by the accepted socket
+                    s.bind(
+                        &"127.0.0.1:0"
+                            .parse::<std::net::SocketAddr>()
+                            .unwrap()
+                            .into(),
+                    )
+                    .unwrap();
+                    s.listen(8).unwrap();
+                    std::net::TcpListener::from(s)
+                };
+                let addr = std_listener.local_addr().unwrap();
+                // SAFETY: the descriptor moves from the std listener into glommio's.
+                let listener =
+                    unsafe { glommio::net::TcpListener::from_raw_fd(std_listener.into_raw_fd()) };
+                let sender_conn = Conn::connect(addr, Duration::from_secs(2)).await.unwrap();
+                sender_conn.set_send_buffer(4096).unwrap();
+                let receiver_conn = Conn::new(listener.accept().await.unwrap()).unwrap();
+                let ctx = Ctx {
+                    plan: Arc::new(plan(spec)),
+                    metrics: RefCell::new(Metrics::default()),
+                };
+                let start = now_ns();
+                let schedule = Schedule::aligned(&[spec], start, start + 2000 * MS);
+                let sender = send(&ctx, &sender_conn, 0, Dir::Up, schedule);
+                let receiver = async {
+                    glommio::timer::sleep(Duration::from_secs(1)).await;
+                    receive(&ctx, &receiver_conn, 0, Dir::Up, false).await
+                };
+                let (sent, received) = futures_lite::future::zip(sender, receiver).await;
+                sent.unwrap();
+                received.unwrap();
+                ctx.metrics.take().up
+            })
+            .unwrap();
+        let up = h.join().unwrap();
+        let lat = &up.latency;
+        assert_eq!(up.messages, 200, "every due message is a sample");
+        assert!(lat.max() >= 900 * MS, "max {} ms", lat.max() / MS);
+        assert!(
+            lat.value_at_quantile(0.75) >= 500 * MS,
+            "p75 {} ms",
+            lat.value_at_quantile(0.75) / MS
+        );
+    }
+}
