@@ -129,17 +129,7 @@ fn plot_reports(out: &Path, direction: &str, reports: &[std::path::PathBuf]) -> 
 
 /// `loadgen relay -- proxy ...`: the relay child, exactly `deskrelay proxy ...`.
 fn run_relay(args: &[String]) -> Result<ExitCode> {
-    use deskrelay::control::cli::{Cli as RelayCli, Command as RelayCommand};
-    use std::io::IsTerminal;
-    let cli =
-        RelayCli::parse_from(std::iter::once("deskrelay".to_string()).chain(args.iter().cloned()));
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log)?)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-    match cli.command {
-        RelayCommand::Proxy(a) => deskrelay::run_proxy(a.into_config()?)?,
-    }
+    let args = std::iter::once("deskrelay".to_string()).chain(args.iter().cloned());
+    deskrelay::control::cli::Cli::parse_from(args).run()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -26,6 +26,23 @@ pub enum Command {
     Proxy(ProxyArgs),
 }
 
+impl Cli {
+    /// Sets up logging (tracing to stderr, colours only on a terminal) and runs the command:
+    /// what the `deskrelay` binary does, and what loadgen's relay child does with the same
+    /// arguments.
+    pub fn run(self) -> anyhow::Result<()> {
+        use std::io::IsTerminal;
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::try_new(&self.log)?)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .init();
+        match self.command {
+            Command::Proxy(args) => crate::run_proxy(args.into_config()?),
+        }
+    }
+}
+
 /// Flags of `deskrelay proxy`.
 #[derive(Debug, clap::Args)]
 pub struct ProxyArgs {
