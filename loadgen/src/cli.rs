@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
-/// Drives simulated remote-desktop sessions through deskrelay (started in this process by
-/// default) on a fixed, open-loop schedule and reports HDR latency histograms per direction.
+/// Drives simulated remote-desktop sessions through deskrelay (a child process of this build,
+/// by default) or any relay on loopback, on a fixed, open-loop schedule; verifies every byte
+/// and reports HDR latency histograms per direction.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "loadgen", version, args_conflicts_with_subcommands = true)]
 pub struct Cli {
