@@ -81,13 +81,7 @@ async fn serve(ctx: Rc<Ctx>, stream: glommio::net::TcpStream) {
             plan.end_ns,
             seed(id, Dir::Down),
         );
-        if let Err(e) = flow::send(&ctx, &conn, id, Dir::Down, schedule).await {
-            ctx.metrics.borrow_mut().error(
-                &format!("backend send: io: {}", e.kind()),
-                format!("session {id}: {e}"),
-            );
-            conn.shutdown_both();
-        }
+        flow::send_or_record(&ctx, &conn, id, Dir::Down, schedule, "backend").await;
     };
     let receiver = async {
         match before(

@@ -87,6 +87,25 @@ pub async fn send(
     Ok(())
 }
 
+/// [`send`] for one side of a session (`side`: "client" or "backend"): a failure is counted
+/// under "`side` send: io: kind" and ends the whole connection, so the other half stops too.
+pub async fn send_or_record(
+    ctx: &Ctx,
+    conn: &Conn,
+    session: u32,
+    dir: Dir,
+    schedule: Schedule,
+    side: &str,
+) {
+    if let Err(e) = send(ctx, conn, session, dir, schedule).await {
+        ctx.metrics.borrow_mut().error(
+            &format!("{side} send: io: {}", e.kind()),
+            format!("session {session}: {e}"),
+        );
+        conn.shutdown_both();
+    }
+}
+
 /// Reads `conn` to its end, verifying every message of `session` and recording its latency
 /// (arrival - due) under `dir`. With `echo`, writes each verified message back on `conn`
 /// (the backend of the echo profile) and sends FIN at the end.

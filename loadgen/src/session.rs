@@ -42,15 +42,7 @@ pub async fn run_client(ctx: Rc<Ctx>, id: u32) {
     }
 
     let schedule = Schedule::new(&plan.profile.up, now_ns(), plan.end_ns, seed(id, Dir::Up));
-    let sender = async {
-        if let Err(e) = flow::send(&ctx, &conn, id, Dir::Up, schedule).await {
-            ctx.metrics.borrow_mut().error(
-                &format!("client send: io: {}", e.kind()),
-                format!("session {id}: {e}"),
-            );
-            conn.shutdown_both();
-        }
-    };
+    let sender = flow::send_or_record(&ctx, &conn, id, Dir::Up, schedule, "client");
     let receiver = async {
         let r = before(
             plan.hard_deadline_ns,

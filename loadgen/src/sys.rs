@@ -46,44 +46,47 @@ pub fn raise_nofile(need: u64) -> Result<u64> {
     Ok(have)
 }
 
+/// `sysconf(name)`, or `fallback` if the system does not say.
+fn sysconf_or(name: libc::c_int, fallback: u64) -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let v = unsafe { libc::sysconf(name) };
+    if v > 0 {
+        v as u64
+    } else {
+        fallback
+    }
+}
+
 /// Clock ticks per second of /proc CPU times.
 fn ticks() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
-    }
+    sysconf_or(libc::_SC_CLK_TCK, 100) as f64
 }
 
-/// utime + stime in seconds from a /proc `stat` line (fields after the `(comm)`).
-fn stat_cpu(stat: &str) -> Option<(String, f64)> {
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let comm = stat[open + 1..close].to_string();
-    let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-    // rest[0] is field 3 (state); utime and stime are fields 14 and 15.
-    let utime: f64 = rest.get(11)?.parse().ok()?;
-    let stime: f64 = rest.get(12)?.parse().ok()?;
-    Some((comm, (utime + stime) / ticks()))
+/// What loadgen reads from a /proc `stat` line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Stat {
+    ppid: u32,
+    /// utime + stime, seconds.
+    cpu_s: f64,
+    /// cutime + cstime (children that exited and were reaped), seconds.
+    children_cpu_s: f64,
 }
 
-/// CPU seconds used by this whole process so far.
-pub fn process_cpu() -> Option<f64> {
-    stat_cpu(&fs::read_to_string("/proc/self/stat").ok()?).map(|(_, s)| s)
-}
-
-/// Parent pid (field 4) and CPU seconds including reaped children (fields 14-17) of a
-/// /proc `stat` line.
-fn stat_ppid_cpu(stat: &str) -> Option<(u32, f64)> {
+/// Parses the fields after `(comm)` (comm may hold spaces and parentheses): field 4 is the
+/// parent pid, fields 14 to 17 the CPU times in clock ticks.
+fn parse_stat(stat: &str) -> Option<Stat> {
     let rest: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
-    let ppid = rest.get(1)?.parse().ok()?;
-    let mut ticks_sum = 0.0;
-    for i in 11..=14 {
-        ticks_sum += rest.get(i)?.parse::<f64>().ok()?;
-    }
-    Some((ppid, ticks_sum / ticks()))
+    let field = |n: usize| rest.get(n - 3)?.parse::<f64>().ok();
+    Some(Stat {
+        ppid: rest.get(1)?.parse().ok()?,
+        cpu_s: (field(14)? + field(15)?) / ticks(),
+        children_cpu_s: (field(16)? + field(17)?) / ticks(),
+    })
+}
+
+/// CPU seconds used by this whole process so far (not its reaped children: the relay).
+pub fn process_cpu() -> Option<f64> {
+    parse_stat(&fs::read_to_string("/proc/self/stat").ok()?).map(|s| s.cpu_s)
 }
 
 /// What a process tree uses right now.
@@ -108,12 +111,12 @@ pub fn tree_usage(root: u32) -> Option<Usage> {
         else {
             continue;
         };
-        if let Some((ppid, cpu)) = fs::read_to_string(entry.path().join("stat"))
+        if let Some(st) = fs::read_to_string(entry.path().join("stat"))
             .ok()
-            .and_then(|s| stat_ppid_cpu(&s))
+            .and_then(|s| parse_stat(&s))
         {
-            parent_of.insert(pid, ppid);
-            cpu_of.insert(pid, cpu);
+            parent_of.insert(pid, st.ppid);
+            cpu_of.insert(pid, st.cpu_s + st.children_cpu_s);
         }
     }
     cpu_of.get(&root)?;
@@ -148,13 +151,7 @@ fn statm_resident_pages(pid: u32) -> Option<u64> {
 }
 
 fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if p > 0 {
-        p as u64
-    } else {
-        4096
-    }
+    sysconf_or(libc::_SC_PAGESIZE, 4096)
 }
 
 /// A `Vm*` line of /proc/self/status, in bytes.
@@ -181,9 +178,10 @@ mod tests {
     #[test]
     fn parses_stat_with_spaces_in_name() {
         let line = "42 (a b) S 1 2 3 4 5 6 7 8 9 10 150 50 0 0 20 0 1 0";
-        let (comm, secs) = stat_cpu(line).unwrap();
-        assert_eq!(comm, "a b");
-        assert!((secs - 200.0 / ticks()).abs() < 1e-9);
+        let st = parse_stat(line).unwrap();
+        assert_eq!(st.ppid, 1);
+        assert!((st.cpu_s - 200.0 / ticks()).abs() < 1e-9);
+        assert_eq!(st.children_cpu_s, 0.0);
     }
 
     #[test]
