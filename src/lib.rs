@@ -16,6 +16,7 @@ pub mod engine;
 pub mod front;
 pub mod relay;
 pub mod uring;
+pub mod xpra;
 
 pub use control::config::ProxyConfig;
 pub use engine::{run_proxy, Relay};

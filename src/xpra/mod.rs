@@ -1,0 +1,6 @@
+//! The xpra protocol as the proxy needs it: frame headers, packet encoders (rencode,
+//! rencodeplus, bencode), payload compression (zlib, lz4), and the values they carry.
+
+pub mod value;
+
+pub use value::Value;
