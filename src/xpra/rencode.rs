@@ -332,4 +332,4 @@ impl<'a> Decoder<'a> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
