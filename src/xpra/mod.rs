@@ -2,6 +2,7 @@
 //! rencodeplus, bencode), payload compression (zlib, lz4), and the values they carry.
 
 pub mod bencode;
+pub mod compress;
 pub mod error;
 pub mod header;
 pub mod rencode;
