@@ -45,13 +45,7 @@ pub fn encode(value: &Value, out: &mut Vec<u8>) -> Result<()> {
             out.push(b':');
             out.extend_from_slice(b);
         }
-        Value::List(items) => {
-            out.push(b'l');
-            for item in items {
-                encode(item, out)?;
-            }
-            out.push(b'e');
-        }
+        Value::List(items) => encode_list(items, out)?,
         Value::Dict(pairs) => {
             out.push(b'd');
             for (k, v) in pairs {
@@ -63,6 +57,16 @@ pub fn encode(value: &Value, out: &mut Vec<u8>) -> Result<()> {
         Value::None => return Err(ProtocolError::Unencodable("None")),
         Value::Float(_) => return Err(ProtocolError::Unencodable("a float")),
     }
+    Ok(())
+}
+
+/// Appends a list of `items` (what `encode(&Value::List(..))` writes, without the list).
+pub fn encode_list(items: &[Value], out: &mut Vec<u8>) -> Result<()> {
+    out.push(b'l');
+    for item in items {
+        encode(item, out)?;
+    }
+    out.push(b'e');
     Ok(())
 }
 

@@ -106,20 +106,7 @@ pub fn encode(value: &Value, plus: bool, out: &mut Vec<u8>) {
             }
             out.extend_from_slice(b);
         }
-        Value::List(items) => {
-            let fixed = items.len() < LIST_FIXED_COUNT;
-            out.push(if fixed {
-                LIST_FIXED_START + items.len() as u8
-            } else {
-                LIST
-            });
-            for item in items {
-                encode(item, plus, out);
-            }
-            if !fixed {
-                out.push(TERM);
-            }
-        }
+        Value::List(items) => encode_list(items, plus, out),
         Value::Dict(pairs) => {
             let fixed = pairs.len() < DICT_FIXED_COUNT;
             out.push(if fixed {
@@ -135,6 +122,22 @@ pub fn encode(value: &Value, plus: bool, out: &mut Vec<u8>) {
                 out.push(TERM);
             }
         }
+    }
+}
+
+/// Appends a list of `items` (what `encode(&Value::List(..))` writes, without the list).
+pub fn encode_list(items: &[Value], plus: bool, out: &mut Vec<u8>) {
+    let fixed = items.len() < LIST_FIXED_COUNT;
+    out.push(if fixed {
+        LIST_FIXED_START + items.len() as u8
+    } else {
+        LIST
+    });
+    for item in items {
+        encode(item, plus, out);
+    }
+    if !fixed {
+        out.push(TERM);
     }
 }
 

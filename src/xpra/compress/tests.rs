@@ -147,4 +147,3 @@ proptest! {
         let _ = lz4_prefix(&data, n);
     }
 }
-
