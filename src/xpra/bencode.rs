@@ -9,8 +9,8 @@
 //! - text is written as its UTF-8 bytes with the byte length.
 //!
 //! The decoder rejects leading zeros and `-0` as xpra does, never trusts a length beyond
-//! its input, bounds integers to [`rencode::MAX_INT_CHARS`] characters and nesting to
-//! [`rencode::MAX_DEPTH`].
+//! its input, bounds integers to [`MAX_INT_CHARS`] characters and nesting to
+//! [`MAX_DEPTH`].
 
 use super::error::{ProtocolError, Result};
 use super::rencode::{decimal_value, MAX_DEPTH, MAX_INT_CHARS};

@@ -35,6 +35,8 @@ pub fn compress(data: &[u8], c: Compression) -> Vec<u8> {
     match c.effective() {
         Compression::None => data.to_vec(),
         Compression::Zlib(level) => zlib_compress(data, level),
+        // lz4_flex has one speed; the level only reaches the header byte (xpra's levels
+        // pick lz4 modes, and every mode writes blocks any lz4 decoder reads).
         Compression::Lz4(_) => lz4_compress(data),
     }
 }
