@@ -31,6 +31,10 @@ impl TempDir {
         TempDir(dir)
     }
 
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
     /// Writes `name` with `contents` and permission bits `mode`, replacing it by rename
     /// (a new inode, as editors and config tools do).
     pub(crate) fn write(&self, name: &str, contents: &[u8], mode: u32) -> std::path::PathBuf {
