@@ -18,6 +18,12 @@
 //! proxy refuses root only after authenticating, and only when it runs as root; refusing it
 //! up front is simpler to reason about, and deskrelay never needs root for a session.
 //!
+//! Two places where 3.1.3 under Python 3 does not do what its format says, and we do:
+//! `env_vars` and `session_options` are always empty there (`parse_simple_dict` splits
+//! bytes on a str `=` and drops every pair on the TypeError); and a missing gid looks up a
+//! group "nobody", which Debian lacks, falling back to the proxy's own gid. We parse the
+//! pairs, and take "nobody", else "nogroup", else 65534.
+//!
 //! [`AuthFile`] refuses a file that group or others may read or write, re-reads it when its
 //! inode, size, mtime or ctime change (one `stat` per lookup; ctime catches a `chmod`), and
 //! never logs its contents.

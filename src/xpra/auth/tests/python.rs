@@ -238,3 +238,73 @@ fn our_answer_passes_xpras_multifile_authenticator() {
         "False None"
     );
 }
+
+/// xpra's own parser on a multifile (its warnings go to stderr), one line per user:
+/// `user password uid gid displays env session_options`.
+const PARSE: &str = r#"
+import sys
+from xpra.server.auth.multifile_auth import Authenticator
+a = Authenticator("nobody-in-particular", filename=sys.argv[1])
+with open(sys.argv[1], "rb") as f:
+    users = a.parse_filedata(f.read())
+pairs = lambda d: ";".join("%s=%s" % (k.decode(), v.decode()) for k, v in d.items())
+for user in sorted(users):
+    pw, uid, gid, displays, env, options = users[user]
+    print("|".join((user.decode(), pw.decode(), str(uid), str(gid), ",".join(displays),
+                    pairs(env), pairs(options))))
+"#;
+
+#[test]
+fn multifile_parses_as_xpra_parses_it() {
+    // Only lines both parsers accept, with explicit ids: with the gid left out xpra looks up
+    // a "nobody" group, which Debian lacks, and falls back to its own gid (root's, 0).
+    let data = b"# users of the proxy\n\n\
+        alice|pw one|1000|1001|:10,tcp://h:1/|A=1;B=x=y;|compression=0\r\n\
+        \t bob|pw2|daemon|daemon|:11||\n\
+        carol|pw3|2000|2000|\n";
+    let dir = TempDir::new("py-parse");
+    let file = dir.write("auth.txt", data, 0o600);
+    let theirs = run_python(PARSE, &[file.to_str().expect("utf-8 path")], "");
+    let ours = crate::xpra::auth::multifile::parse(data).expect("parse");
+    let mut names: Vec<&String> = ours.keys().collect();
+    names.sort();
+    let pairs = |v: &[(String, String)]| {
+        v.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(";")
+    };
+    let ours: Vec<String> = names
+        .iter()
+        .map(|n| {
+            let e = &ours[*n];
+            let displays: Vec<String> = e.displays.iter().map(|d| d.to_string()).collect();
+            format!(
+                "{}|{}|{}|{}|{}|{}|{}",
+                e.username,
+                String::from_utf8_lossy(e.password.expose()),
+                e.uid,
+                e.gid,
+                displays.join(","),
+                pairs(&e.env),
+                pairs(&e.session_options)
+            )
+        })
+        .collect();
+    let theirs: Vec<&str> = theirs.lines().collect();
+    assert_eq!(ours.len(), 3, "all three users parsed");
+    // The first five fields agree. The last two never reach xpra 3.1.3 under Python 3: its
+    // parse_simple_dict splits bytes on a str "=", and the TypeError drops every pair.
+    let head = |line: &str| line.splitn(6, '|').take(5).collect::<Vec<_>>().join("|");
+    let tail = |line: &str| line.splitn(6, '|').nth(5).unwrap_or_default().to_string();
+    assert_eq!(
+        ours.iter().map(|l| head(l)).collect::<Vec<_>>(),
+        theirs.iter().map(|l| head(l)).collect::<Vec<_>>()
+    );
+    assert_eq!(tail(&ours[0]), "A=1;B=x=y|compression=0");
+    assert_eq!(
+        tail(theirs[0]),
+        "|",
+        "3.1.3 drops env_vars and session_options"
+    );
+}
