@@ -250,8 +250,14 @@ fn stopping_the_server_disconnects_an_attached_client() {
     tags.extend(client.tags());
     let server_code = server.stop();
     let (code, out) = client.wait_exit(STARTUP).unwrap();
-    println!("server exit {server_code}; client exit {code}; client output tail:\n{out}");
-    // The server sends ["disconnect", "server shutdown"]; the client prints
+    println!("server exit {server_code}; client exit {code}");
+    assert!(
+        out.contains("Xpra Session Disconnected: server shutdown\n"),
+        "{out}"
+    );
+    // SIGTERM: the server exits with 143 after sending ["disconnect", "server shutdown"];
+    // the client prints
+    //   Xpra Session Disconnected: server shutdown
     //   server requested disconnect:
     //    server shutdown
     // and exits with 0 (a shutdown is not an error for xpra).

@@ -205,7 +205,7 @@ impl XpraServer {
     }
 
     /// Stops the server the way an operator would (SIGTERM: it tells clients "server
-    /// shutdown" and kills its Xvfb) and returns its exit code.
+    /// shutdown" and kills its Xvfb) and returns its exit code (143 for 3.1.3).
     pub fn stop(mut self) -> i32 {
         proc::exit_code(self.shutdown())
     }
