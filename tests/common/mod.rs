@@ -1,6 +1,9 @@
 //! Shared helpers of the integration tests: the real `deskrelay` binary on loopback, simple
 //! threaded backends, and a deterministic byte pattern to check streams byte for byte.
+//! Real xpra peers (server, client, `xpra info`, wire taps) live in [`xpra`].
 #![allow(dead_code)] // each test file uses a different subset
+
+pub mod xpra;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
