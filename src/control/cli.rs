@@ -3,10 +3,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use clap::{Parser, Subcommand};
 
 use super::config::{ProxyConfig, DEFAULT_BIND, DEFAULT_FORWARD};
+use crate::front::xpra::{AuthMode, XpraDoor};
 use crate::relay::{DataPathMode, SpliceVia};
+use crate::xpra::auth::{AuthFile, SessionTarget};
 
 /// deskrelay: a thread-per-core gateway for remote-desktop sessions.
 #[derive(Debug, Parser)]
@@ -22,7 +26,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Relay every accepted connection to one backend (L4 forwarding).
+    /// Relay connections: to one backend (L4), or as an xpra proxy (`--auth`).
     Proxy(ProxyArgs),
 }
 
@@ -94,6 +98,33 @@ pub struct ProxyArgs {
     /// Seconds SIGINT/SIGTERM waits for open sessions before exiting.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub drain_timeout: f64,
+
+    /// Be an xpra proxy: authenticate clients with `allow` (no check; every client goes to
+    /// `--session`) or `multifile:PATH` (xpra's multifile: user|password|uid|gid|displays|
+    /// env_vars|session_options). Without it, connections are forwarded (L4) to --forward.
+    #[arg(long, value_name = "MODE")]
+    pub auth: Option<String>,
+
+    /// With `--auth allow`: the session every client joins, e.g. tcp://127.0.0.1:10000/.
+    #[arg(long, value_name = "URI")]
+    pub session: Option<String>,
+
+    /// Largest xpra packet accepted after authentication (bytes).
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_packet: usize,
+
+    /// Largest xpra packet accepted before authentication (bytes).
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    pub pre_auth_max_packet: usize,
+
+    /// Directory searched first for local displays' xpra sockets (`:N` sessions); repeat
+    /// for several. xpra's own places for the user's uid are searched after these.
+    #[arg(long = "socket-dir", value_name = "DIR")]
+    pub socket_dirs: Vec<std::path::PathBuf>,
+
+    /// Seconds a client has to authenticate.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub pre_auth_timeout: f64,
 }
 
 impl ProxyArgs {
@@ -124,8 +155,40 @@ impl ProxyArgs {
         }
         cfg.connect_timeout = seconds("--connect-timeout", self.connect_timeout)?;
         cfg.drain_timeout = seconds("--drain-timeout", self.drain_timeout)?;
+        if let Some(spec) = &self.auth {
+            let mut door = XpraDoor::new(auth_mode(spec, self.session.as_deref())?);
+            door.max_packet = self.max_packet;
+            door.pre_auth_max_packet = self.pre_auth_max_packet.min(self.max_packet);
+            door.pre_auth_timeout = seconds("--pre-auth-timeout", self.pre_auth_timeout)?;
+            door.connect_timeout = cfg.connect_timeout;
+            door.socket_dirs = self.socket_dirs.clone();
+            cfg.xpra = Some(Arc::new(door));
+        } else if self.session.is_some() {
+            anyhow::bail!("--session needs --auth allow");
+        }
         cfg.validate()?;
         Ok(cfg)
+    }
+}
+
+/// Parses `--auth`: `allow` (with `--session`) or `multifile:PATH`.
+fn auth_mode(spec: &str, session: Option<&str>) -> anyhow::Result<AuthMode> {
+    match spec.split_once(':') {
+        None if spec == "allow" => {
+            let uri = session.ok_or_else(|| anyhow::anyhow!("--auth allow needs --session URI"))?;
+            let session = uri.parse::<SessionTarget>()
+                .map_err(|e| anyhow::anyhow!("--session {uri}: {e}"))?;
+            Ok(AuthMode::Allow { session })
+        }
+        Some(("multifile", path)) => {
+            if session.is_some() {
+                anyhow::bail!("--session is for --auth allow; multifile lines name each user's sessions");
+            }
+            let file = AuthFile::open(std::path::Path::new(path))
+                .map_err(|e| anyhow::anyhow!("--auth multifile: {e}"))?;
+            Ok(AuthMode::MultiFile(file))
+        }
+        _ => anyhow::bail!("--auth {spec}: expected `allow` or `multifile:PATH`"),
     }
 }
 

@@ -2,8 +2,10 @@
 //! file later).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::front::xpra::XpraDoor;
 use crate::relay::{AutoTuning, DataPathMode, SpliceVia};
 
 /// Address the relay listens on when no `--bind` is given.
@@ -37,6 +39,9 @@ pub struct ProxyConfig {
     pub connect_timeout: Duration,
     /// How long SIGINT/SIGTERM waits for open sessions before exiting.
     pub drain_timeout: Duration,
+    /// The xpra door, when clients authenticate and pick their session (`--auth`); L4
+    /// forwarding to `forward` otherwise.
+    pub xpra: Option<Arc<XpraDoor>>,
 }
 
 /// A configuration that cannot run, with the reason.
@@ -72,6 +77,7 @@ impl ProxyConfig {
             pipes_per_shard: 512,
             connect_timeout: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(10),
+            xpra: None,
         }
     }
 

@@ -25,7 +25,7 @@ use runtime::PoolThreadHandles;
 use shard::Shared;
 use shutdown::ShutdownPipe;
 
-/// Runs the L4 relay until SIGINT/SIGTERM and drain: the `deskrelay proxy` command.
+/// Runs the relay until SIGINT/SIGTERM and drain: the `deskrelay proxy` command.
 /// Prints `listening on ADDR` on stdout once every shard accepts.
 pub fn run_proxy(config: ProxyConfig) -> anyhow::Result<()> {
     let relay = Relay::start(config)?;
@@ -34,12 +34,20 @@ pub fn run_proxy(config: ProxyConfig) -> anyhow::Result<()> {
         relay.config.drain_timeout.as_secs_f64(),
     )
     .context("cannot install signal handlers")?;
-    tracing::info!(
-        shards = relay.config.shards,
-        data_path = %relay.config.data_path,
-        "relaying every connection to {}",
-        relay.config.forward
-    );
+    match &relay.config.xpra {
+        Some(door) => tracing::info!(
+            shards = relay.config.shards,
+            data_path = %relay.config.data_path,
+            "xpra proxy: {}",
+            door.describe()
+        ),
+        None => tracing::info!(
+            shards = relay.config.shards,
+            data_path = %relay.config.data_path,
+            "relaying every connection to {}",
+            relay.config.forward
+        ),
+    }
     let mut out = std::io::stdout().lock();
     for addr in &relay.addrs {
         writeln!(out, "listening on {addr}")?;
@@ -69,7 +77,10 @@ impl Relay {
         let shards = config.shards;
         let stats = Arc::new(Stats::new(shards));
         let shared = Arc::new(Shared {
-            front: FrontDoor::Forward(config.forward),
+            front: match &config.xpra {
+                Some(door) => FrontDoor::Xpra(Arc::clone(door)),
+                None => FrontDoor::Forward(config.forward),
+            },
             config: config.clone(),
             stats: Arc::clone(&stats),
             shutdown: Arc::clone(&shutdown),

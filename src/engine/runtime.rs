@@ -1,4 +1,4 @@
-//! Everything glommio: executors, tasks, timers, TCP streams. No other module names glommio.
+//! Everything glommio: executors, tasks, timers, TCP and unix streams. No other module names glommio.
 //!
 //! Keeping the executor behind this file means the pinned glommio version (0.9, quiet
 //! upstream) can be swapped for a fork or another runtime by rewriting one file.
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures_lite::io::AsyncRead;
 use glommio::io::BufferedFile;
-use glommio::net::{TcpListener, TcpStream};
+use glommio::net::{TcpListener, TcpStream, UnixStream};
 pub use glommio::PoolThreadHandles;
 use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
 
@@ -127,10 +127,32 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<Conn> {
     Conn::new(stream)
 }
 
-/// One TCP connection of a session, shared by its two directions (one reads while the other
-/// writes; each borrow lasts one poll, never across an await).
+/// Connects to the unix socket at `path` (local xpra sessions). A unix connect completes
+/// or fails at once, so it is made with std and handed to glommio; glommio's own
+/// `UnixStream` does not expose the descriptor the splice path needs.
+pub fn connect_unix(path: &std::path::Path) -> io::Result<Conn> {
+    use std::os::fd::IntoRawFd;
+    let fd = std::os::unix::net::UnixStream::connect(path)?.into_raw_fd();
+    set_nonblocking(fd)?;
+    // SAFETY: `fd` is a connected unix stream socket we own; glommio closes it on drop.
+    let stream = unsafe { UnixStream::from_raw_fd(fd) };
+    Ok(Conn {
+        stream: RefCell::new(Stream::Unix(stream)),
+        fd,
+    })
+}
+
+/// The socket under a [`Conn`].
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+/// One connection of a session (TCP, or a unix socket to a local session), shared by its
+/// two directions (one reads while the other writes; each borrow lasts one poll, never
+/// across an await).
 pub struct Conn {
-    stream: RefCell<TcpStream>,
+    stream: RefCell<Stream>,
     fd: RawFd,
 }
 
@@ -141,7 +163,7 @@ impl Conn {
         // The splice path issues plain syscalls on this descriptor: they must never block.
         set_nonblocking(fd)?;
         Ok(Self {
-            stream: RefCell::new(stream),
+            stream: RefCell::new(Stream::Tcp(stream)),
             fd,
         })
     }
@@ -150,24 +172,40 @@ impl Conn {
         self.fd
     }
 
+    /// The peer's address; unix sockets have none.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.stream.borrow().peer_addr().map_err(io::Error::from)
+        match &*self.stream.borrow() {
+            Stream::Tcp(s) => s.peer_addr().map_err(io::Error::from),
+            Stream::Unix(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "unix sockets have no peer address",
+            )),
+        }
+    }
+
+    /// Whether the peer is on this host (loopback address or unix socket).
+    pub fn is_local(&self) -> bool {
+        match &*self.stream.borrow() {
+            Stream::Tcp(s) => s.peer_addr().is_ok_and(|a| a.ip().is_loopback()),
+            Stream::Unix(_) => true,
+        }
     }
 
     /// Reads what is available into `buf`, or registers the task for readiness.
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut *self.stream.borrow_mut()).poll_read(cx, buf)
+        match &mut *self.stream.borrow_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
     }
 
     /// Writes all of `buf`, waiting for room as needed.
     pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
+        use futures_lite::io::AsyncWrite;
         while !buf.is_empty() {
-            let n = futures_lite::future::poll_fn(|cx| {
-                futures_lite::io::AsyncWrite::poll_write(
-                    Pin::new(&mut *self.stream.borrow_mut()),
-                    cx,
-                    buf,
-                )
+            let n = futures_lite::future::poll_fn(|cx| match &mut *self.stream.borrow_mut() {
+                Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+                Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
             })
             .await?;
             if n == 0 {

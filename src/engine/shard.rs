@@ -18,7 +18,7 @@ use super::runtime::{self, listener_from_fd, Conn};
 use super::shutdown::ShutdownPipe;
 use crate::control::config::ProxyConfig;
 use crate::control::stats::{ShardStats, Stats};
-use crate::front::FrontDoor;
+use crate::front::{xpra, FrontDoor};
 use crate::relay::buffer_pool::BufferPool;
 use crate::relay::direction::DataPath;
 use crate::relay::pipe_pool::PipePool;
@@ -145,33 +145,21 @@ async fn serve(shard: Rc<Shard>, client: Conn) {
     let span = tracing::info_span!("session", shard = shard.id, client = %peer);
     async {
         let started = Instant::now();
-        let end = match shard.shared.front.admit(&client).await {
-            Ok(admission) => {
-                relay_to(
+        match &shard.shared.front {
+            FrontDoor::Forward(backend) => {
+                let end = relay_to(
                     client,
-                    admission.backend,
+                    *backend,
                     shard.shared.config.connect_timeout,
                     &shard.dp,
                     stats,
                 )
-                .await
+                .await;
+                log_end(end, started, stats);
             }
-            Err(refusal) => match refusal {},
-        };
-        let secs = started.elapsed().as_secs_f64();
-        match end {
-            SessionEnd::Closed {
-                to_backend,
-                to_client,
-            } => {
-                tracing::debug!(to_backend, to_client, secs, "session closed")
-            }
-            SessionEnd::BackendUnreachable { backend, error } => {
-                tracing::warn!(%backend, "backend unreachable: {error}; client closed")
-            }
-            SessionEnd::Failed { culprit, error } => {
-                ShardStats::add(&stats.session_errors, 1);
-                tracing::debug!(%culprit, secs, "session ended by {culprit} error: {error}")
+            FrontDoor::Xpra(door) => {
+                let end = xpra::serve(door, client, shard.id, &shard.dp.buffers).await;
+                log_xpra_end(end, stats);
             }
         }
     }
@@ -182,6 +170,53 @@ async fn serve(shard: Rc<Shard>, client: Conn) {
         .active
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     ShardStats::add(&stats.closed, 1);
+}
+
+fn log_end(end: SessionEnd, started: Instant, stats: &ShardStats) {
+    let secs = started.elapsed().as_secs_f64();
+    match end {
+        SessionEnd::Closed {
+            to_backend,
+            to_client,
+        } => {
+            tracing::debug!(to_backend, to_client, secs, "session closed")
+        }
+        SessionEnd::BackendUnreachable { backend, error } => {
+            tracing::warn!(%backend, "backend unreachable: {error}; client closed")
+        }
+        SessionEnd::Failed { culprit, error } => {
+            ShardStats::add(&stats.session_errors, 1);
+            tracing::debug!(%culprit, secs, "session ended by {culprit} error: {error}")
+        }
+    }
+}
+
+fn log_xpra_end(end: xpra::XpraEnd, stats: &ShardStats) {
+    match end {
+        xpra::XpraEnd::Refused { reason } => {
+            ShardStats::add(&stats.session_errors, 1);
+            tracing::info!("refused: {reason}")
+        }
+        xpra::XpraEnd::Closed {
+            user,
+            target,
+            to_server,
+            to_client,
+            secs,
+            why,
+        } => {
+            ShardStats::add(&stats.bytes_client_to_backend, to_server);
+            ShardStats::add(&stats.bytes_backend_to_client, to_client);
+            tracing::info!(
+                user = user.as_deref().unwrap_or("-"),
+                %target,
+                to_server,
+                to_client,
+                secs,
+                "session ended: {why}"
+            )
+        }
+    }
 }
 
 /// Runs every future to completion, concurrently, on the current task.

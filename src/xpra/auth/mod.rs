@@ -26,7 +26,7 @@ pub mod ledger;
 pub mod multifile;
 pub mod secret;
 pub mod session;
-mod sys;
+pub(crate) mod sys;
 
 pub use challenge::{answer, Answer, Challenge};
 pub use digest::{Digest, Transport};

@@ -1,0 +1,188 @@
+//! The backend leg of the handshake: connect to the session, send it the client's hello
+//! (rewritten), answer its challenge if it asks, and bring back its hello.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use super::caps::{hello_for_backend, hello_for_client};
+use super::handshake::{hello_caps, reason, Admitted};
+use super::reader::{PacketReader, ReadError};
+use super::{Refusal, XpraDoor};
+use crate::engine::runtime::{connect, connect_unix, Conn};
+use crate::xpra::auth::{answer, SessionTarget, Transport};
+use crate::xpra::header::Compression;
+use crate::xpra::packet::{encode_frame, Packet};
+use crate::xpra::Value;
+
+/// A backend that accepted the session.
+pub struct Joined {
+    pub backend: Conn,
+    /// Bytes the backend sent past its hello: the first packets of the session.
+    pub leftover: Vec<u8>,
+    /// Time to connect to the backend.
+    pub connect_ms: f64,
+}
+
+/// Connects `admitted` to its session and relays the backend's hello to `client`.
+pub async fn join(
+    door: &XpraDoor,
+    shard: usize,
+    client: &Conn,
+    admitted: &Admitted,
+) -> Result<Joined, Refusal> {
+    let enc = admitted.encoding;
+    let fail = |detail: String| Refusal::new(reason::SERVER_ERROR, &detail, enc);
+    let started = Instant::now();
+    let (backend, local, password, uri_user) = match &admitted.target {
+        SessionTarget::Tcp {
+            host,
+            port,
+            username,
+            password,
+        } => {
+            let addr = resolve(host, *port)
+                .ok_or_else(|| fail(format!("cannot resolve session host {host}")))?;
+            let conn = connect(addr, door.connect_timeout)
+                .await
+                .map_err(|e| fail(format!("failed to connect to the session: {e}")))?;
+            (conn, addr.ip().is_loopback(), password.clone(), username.clone())
+        }
+        local @ SessionTarget::Local { .. } => {
+            let conn = connect_local(door, local, admitted.uid)?;
+            (conn, true, None, None)
+        }
+    };
+    let connect_ms = started.elapsed().as_secs_f64() * 1e3;
+
+    let username = uri_user.as_deref().or(admitted.username.as_deref());
+    let mut hello = hello_for_backend(&admitted.caps, username, &admitted.session_options);
+    send(&backend, hello.clone(), enc).await?;
+
+    let deadline = Instant::now() + door.connect_timeout + Duration::from_secs(30);
+    let mut reader = PacketReader::new(door.limits());
+    let mut answered = false;
+    loop {
+        let got = reader
+            .next(&backend, deadline)
+            .await
+            .map_err(|e| match e {
+                ReadError::Timeout => fail("the session did not answer in time".into()),
+                other => fail(format!("the session closed the connection: {other}")),
+            })?;
+        match got.packet.items.first().and_then(Value::as_str) {
+            Some("hello") => {
+                let caps = hello_caps(&got.packet)
+                    .ok_or_else(|| fail("invalid hello from the session".into()))?;
+                let mut to_client = hello_for_client(&caps);
+                if super::info::is_info_request(&admitted.caps) {
+                    super::info::augment_hello(&mut to_client, &admitted.caps, shard, connect_ms);
+                }
+                let frame = encode_frame(
+                    &Packet {
+                        items: vec![Value::str("hello"), to_client],
+                    },
+                    got.encoding,
+                    Compression::None,
+                )
+                .map_err(|e| fail(format!("cannot re-encode the session's hello: {e}")))?;
+                client
+                    .write_all(&frame)
+                    .await
+                    .map_err(|_| Refusal::silent())?;
+                return Ok(Joined {
+                    backend,
+                    leftover: reader.into_leftover(),
+                    connect_ms,
+                });
+            }
+            Some("challenge") if !answered => {
+                let Some(password) = password.as_ref() else {
+                    return Err(fail(
+                        "authentication requested by the server, but no password is available for this session".into(),
+                    ));
+                };
+                let transport = if local {
+                    Transport::Loopback
+                } else {
+                    Transport::Plain
+                };
+                answer(&got.packet.items, password.expose(), transport)
+                    .map_err(|e| fail(format!("cannot answer the session's challenge: {e}")))?
+                    .apply(&mut hello);
+                send(&backend, hello.clone(), enc).await?;
+                answered = true;
+            }
+            Some("disconnect") => {
+                let why: Vec<&str> = got.packet.items[1..]
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect();
+                return Err(Refusal::new(
+                    reason::SERVER_ERROR,
+                    &format!("the session refused the connection: {}", why.join(": ")),
+                    enc,
+                ));
+            }
+            other => {
+                return Err(fail(format!(
+                    "unexpected packet from the session before its hello: {}",
+                    other.unwrap_or("?")
+                )))
+            }
+        }
+    }
+}
+
+async fn send(backend: &Conn, hello: Value, enc: crate::xpra::header::Encoding) -> Result<(), Refusal> {
+    let frame = encode_frame(
+        &Packet {
+            items: vec![Value::str("hello"), hello],
+        },
+        enc,
+        Compression::None,
+    )
+    .map_err(|e| Refusal::new(reason::SERVER_ERROR, &format!("cannot encode the hello: {e}"), enc))?;
+    backend.write_all(&frame).await.map_err(|e| {
+        Refusal::new(
+            reason::SERVER_ERROR,
+            &format!("failed to send the hello to the session: {e}"),
+            enc,
+        )
+    })
+}
+
+/// Connects to a local display's unix socket: first in `--socket-dir`s, then where xpra
+/// itself puts them for the session's uid.
+fn connect_local(door: &XpraDoor, target: &SessionTarget, uid: u32) -> Result<Conn, Refusal> {
+    let SessionTarget::Local { display } = target else {
+        unreachable!("called for local targets only")
+    };
+    let host = crate::xpra::auth::sys::hostname().unwrap_or_default();
+    let mut candidates: Vec<_> = door
+        .socket_dirs
+        .iter()
+        .map(|d| d.join(format!("{host}-{display}")))
+        .collect();
+    candidates.extend(target.socket_candidates(uid));
+    let mut last = None;
+    for path in &candidates {
+        match connect_unix(path) {
+            Ok(conn) => return Ok(conn),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(Refusal::new(
+        reason::SESSION_NOT_FOUND,
+        &format!(
+            "failed to connect to display :{display}: {}",
+            last.map_or_else(|| "no socket directory".into(), |e| e.to_string())
+        ),
+        crate::xpra::header::Encoding::Rencode,
+    ))
+}
+
+fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
+    // Session hosts come from the operator's multifile; resolution blocks the shard only
+    // for names that are not literal addresses.
+    (host, port).to_socket_addrs().ok()?.next()
+}

@@ -1,0 +1,94 @@
+//! The gate's contract: every byte of unwatched frames comes out unchanged and in order,
+//! whatever the read boundaries; watched frames come out whole and typed.
+
+use super::*;
+use crate::xpra::header::{Compression, Encoding};
+use crate::xpra::packet::{encode_frame, Packet};
+use crate::xpra::Value;
+
+const WATCH: &[&str] = &["disconnect", "info-response"];
+
+fn frame(kind: &str, filler: usize, enc: Encoding, comp: Compression) -> Vec<u8> {
+    encode_frame(
+        &Packet {
+            items: vec![Value::str(kind), Value::Bytes(vec![7u8; filler]), Value::Int(1)],
+        },
+        enc,
+        comp,
+    )
+}
+
+fn raw_chunk(index: u8, body: &[u8]) -> Vec<u8> {
+    let mut f = vec![b'P', 0, 0, index];
+    f.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    f.extend_from_slice(body);
+    f
+}
+
+/// Feeds `stream` in reads of `step` bytes the way the forwarder does (unconsumed bytes
+/// carried in front of the next read); returns passed bytes and watched kinds in order.
+fn run(stream: &[u8], step: usize) -> (Vec<u8>, Vec<String>) {
+    let mut gate = Gate::new(WATCH, 1 << 20);
+    let (mut out, mut kinds, mut carry) = (Vec::new(), Vec::new(), Vec::new());
+    let mut steps = Vec::new();
+    for chunk in stream.chunks(step) {
+        carry.extend_from_slice(chunk);
+        steps.clear();
+        let done = gate.feed(&carry, &mut steps).expect("valid stream");
+        for s in &steps {
+            match s {
+                Step::Pass(r) => out.extend_from_slice(&carry[r.clone()]),
+                Step::Watched { kind, frame } => {
+                    kinds.push(kind.clone());
+                    out.extend_from_slice(&carry[frame.clone()]);
+                }
+            }
+        }
+        carry.drain(..done);
+    }
+    assert!(carry.is_empty(), "a complete stream leaves nothing behind");
+    (out, kinds)
+}
+
+fn mixed_stream() -> Vec<u8> {
+    let mut s = Vec::new();
+    s.extend(frame("draw", 300, Encoding::Rencode, Compression::None));
+    s.extend(raw_chunk(1, b"disconnect-looking pixels"));
+    s.extend(frame("draw", 70_000, Encoding::Rencode, Compression::Zlib(1)));
+    s.extend(frame("info-response", 5_000, Encoding::Rencode, Compression::Lz4(1)));
+    s.extend(frame("ping", 0, Encoding::Bencode, Compression::None));
+    s.extend(frame("disconnect", 10, Encoding::Rencode, Compression::Zlib(3)));
+    s
+}
+
+#[test]
+fn every_byte_passes_in_order_at_any_read_boundary() {
+    let stream = mixed_stream();
+    for step in [1, 2, 7, 8, 9, 100, 4096, 65_536, stream.len()] {
+        let (out, kinds) = run(&stream, step);
+        assert_eq!(out, stream, "read size {step}");
+        assert_eq!(kinds, ["info-response", "disconnect"], "read size {step}");
+    }
+}
+
+#[test]
+fn raw_chunks_are_never_opened() {
+    let stream = raw_chunk(2, &frame("disconnect", 0, Encoding::Rencode, Compression::None));
+    let (out, kinds) = run(&stream, 3);
+    assert_eq!(out, stream);
+    assert!(kinds.is_empty());
+}
+
+#[test]
+fn an_oversized_frame_is_refused_from_its_header_alone() {
+    let mut gate = Gate::new(WATCH, 1024);
+    let header = [b'P', 1, 0, 0, 0, 0, 0x10, 0x01];
+    let err = gate.feed(&header, &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("too large"), "{err}");
+}
+
+#[test]
+fn garbage_is_a_protocol_error() {
+    let mut gate = Gate::new(WATCH, 1024);
+    assert!(gate.feed(b"GET / HTTP/1.1\r\n", &mut Vec::new()).is_err());
+}

@@ -1,0 +1,80 @@
+//! Whole-packet reads for the handshake, with a size limit and a deadline.
+//!
+//! Only the handshake decodes whole packets (hello, challenge, the backend's hello). The
+//! bytes read past the last packet are handed on to the data phase untouched.
+
+use std::io;
+use std::task::Poll;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use futures_lite::future::poll_fn;
+
+use crate::engine::runtime::{within, Conn};
+use crate::xpra::packet::{Decoded, FrameDecoder, Limits};
+use crate::xpra::ProtocolError;
+
+/// Why a packet could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("connection closed")]
+    Closed,
+    #[error("timed out")]
+    Timeout,
+    #[error("{0}")]
+    Protocol(#[from] ProtocolError),
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// Reads packets from one socket.
+pub struct PacketReader {
+    decoder: FrameDecoder,
+    buf: BytesMut,
+}
+
+/// Bytes read from the socket per attempt.
+const READ_SIZE: usize = 16 * 1024;
+
+impl PacketReader {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            decoder: FrameDecoder::new(limits),
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// Reads until one whole packet is decoded, or `deadline` passes.
+    pub async fn next(&mut self, conn: &Conn, deadline: Instant) -> Result<Decoded, ReadError> {
+        loop {
+            if let Some(decoded) = self.decoder.decode(&mut self.buf)? {
+                return Ok(decoded);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let n = within(left, self.fill(conn))
+                .await
+                .ok_or(ReadError::Timeout)??;
+            if n == 0 {
+                return Err(ReadError::Closed);
+            }
+        }
+    }
+
+    async fn fill(&mut self, conn: &Conn) -> io::Result<usize> {
+        let start = self.buf.len();
+        self.buf.resize(start + READ_SIZE, 0);
+        let outcome = poll_fn(|cx| match conn.poll_read(cx, &mut self.buf[start..]) {
+            Poll::Pending => Poll::Pending,
+            ready => ready,
+        })
+        .await;
+        let n = *outcome.as_ref().unwrap_or(&0);
+        self.buf.truncate(start + n);
+        outcome
+    }
+
+    /// The bytes read but not decoded: the start of the data phase.
+    pub fn into_leftover(self) -> Vec<u8> {
+        self.buf.to_vec()
+    }
+}
