@@ -176,13 +176,16 @@ fn auth_mode(spec: &str, session: Option<&str>) -> anyhow::Result<AuthMode> {
     match spec.split_once(':') {
         None if spec == "allow" => {
             let uri = session.ok_or_else(|| anyhow::anyhow!("--auth allow needs --session URI"))?;
-            let session = uri.parse::<SessionTarget>()
+            let session = uri
+                .parse::<SessionTarget>()
                 .map_err(|e| anyhow::anyhow!("--session {uri}: {e}"))?;
             Ok(AuthMode::Allow { session })
         }
         Some(("multifile", path)) => {
             if session.is_some() {
-                anyhow::bail!("--session is for --auth allow; multifile lines name each user's sessions");
+                anyhow::bail!(
+                    "--session is for --auth allow; multifile lines name each user's sessions"
+                );
             }
             let file = AuthFile::open(std::path::Path::new(path))
                 .map_err(|e| anyhow::anyhow!("--auth multifile: {e}"))?;

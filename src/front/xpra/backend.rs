@@ -45,7 +45,12 @@ pub async fn join(
             let conn = connect(addr, door.connect_timeout)
                 .await
                 .map_err(|e| fail(format!("failed to connect to the session: {e}")))?;
-            (conn, addr.ip().is_loopback(), password.clone(), username.clone())
+            (
+                conn,
+                addr.ip().is_loopback(),
+                password.clone(),
+                username.clone(),
+            )
         }
         local @ SessionTarget::Local { .. } => {
             let conn = connect_local(door, local, admitted.uid)?;
@@ -62,13 +67,10 @@ pub async fn join(
     let mut reader = PacketReader::new(door.limits());
     let mut answered = false;
     loop {
-        let got = reader
-            .next(&backend, deadline)
-            .await
-            .map_err(|e| match e {
-                ReadError::Timeout => fail("the session did not answer in time".into()),
-                other => fail(format!("the session closed the connection: {other}")),
-            })?;
+        let got = reader.next(&backend, deadline).await.map_err(|e| match e {
+            ReadError::Timeout => fail("the session did not answer in time".into()),
+            other => fail(format!("the session closed the connection: {other}")),
+        })?;
         match got.packet.items.first().and_then(Value::as_str) {
             Some("hello") => {
                 let caps = hello_caps(&got.packet)
@@ -77,12 +79,18 @@ pub async fn join(
                 if super::info::is_info_request(&admitted.caps) {
                     super::info::augment_hello(&mut to_client, &admitted.caps, shard, connect_ms);
                 }
+                // Re-encoded as the backend sent it: its encoder and its compressor.
+                let compression = got
+                    .frames
+                    .last()
+                    .and_then(|f| f.header.compression().ok())
+                    .unwrap_or(Compression::None);
                 let frame = encode_frame(
                     &Packet {
                         items: vec![Value::str("hello"), to_client],
                     },
                     got.encoding,
-                    Compression::None,
+                    compression,
                 )
                 .map_err(|e| fail(format!("cannot re-encode the session's hello: {e}")))?;
                 client
@@ -133,7 +141,11 @@ pub async fn join(
     }
 }
 
-async fn send(backend: &Conn, hello: Value, enc: crate::xpra::header::Encoding) -> Result<(), Refusal> {
+async fn send(
+    backend: &Conn,
+    hello: Value,
+    enc: crate::xpra::header::Encoding,
+) -> Result<(), Refusal> {
     let frame = encode_frame(
         &Packet {
             items: vec![Value::str("hello"), hello],
@@ -141,7 +153,13 @@ async fn send(backend: &Conn, hello: Value, enc: crate::xpra::header::Encoding) 
         enc,
         Compression::None,
     )
-    .map_err(|e| Refusal::new(reason::SERVER_ERROR, &format!("cannot encode the hello: {e}"), enc))?;
+    .map_err(|e| {
+        Refusal::new(
+            reason::SERVER_ERROR,
+            &format!("cannot encode the hello: {e}"),
+            enc,
+        )
+    })?;
     backend.write_all(&frame).await.map_err(|e| {
         Refusal::new(
             reason::SERVER_ERROR,

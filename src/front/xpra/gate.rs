@@ -88,7 +88,8 @@ impl Gate {
                     if rest.len() < HEADER_LEN {
                         break;
                     }
-                    let header = Header::parse(rest[..HEADER_LEN].try_into().expect("HEADER_LEN bytes"))?;
+                    let header =
+                        Header::parse(rest[..HEADER_LEN].try_into().expect("HEADER_LEN bytes"))?;
                     let size = header.size as usize;
                     if size > self.max_packet {
                         return Err(ProtocolError::TooLarge {

@@ -1,7 +1,6 @@
 //! The client leg of the handshake: the client's hello, the challenge, the check of its
 //! answer, and the choice of its session.
 
-
 use std::time::Instant;
 
 use super::reader::{PacketReader, ReadError};
@@ -10,9 +9,9 @@ use crate::engine::runtime::Conn;
 use std::sync::Arc;
 
 use crate::xpra::auth::{requested_display, Challenge, SessionTarget, Transport};
+use crate::xpra::header::Compression;
 use crate::xpra::header::Encoding;
 use crate::xpra::packet::{encode_frame, Packet};
-use crate::xpra::header::Compression;
 use crate::xpra::Value;
 
 /// xpra's disconnect reason codes (xpra/util.py), which clients print and act on.
@@ -65,7 +64,10 @@ pub async fn admit(door: &XpraDoor, client: &Conn) -> Result<Admitted, Refusal> 
             encoding,
         ));
     }
-    let username = caps.get("username").and_then(Value::as_str).map(String::from);
+    let username = caps
+        .get("username")
+        .and_then(Value::as_str)
+        .map(String::from);
 
     let (entry_displays, uid, env, session_options, caps, rtt) = match &door.auth {
         super::AuthMode::Allow { session } => (
@@ -84,7 +86,9 @@ pub async fn admit(door: &XpraDoor, client: &Conn) -> Result<Admitted, Refusal> 
                 Transport::Plain
             };
             let mut challenge = Challenge::new(&caps, transport, Arc::clone(&door.ledger))
-                .map_err(|e| Refusal::new(reason::AUTHENTICATION_ERROR, &e.to_string(), encoding))?;
+                .map_err(|e| {
+                    Refusal::new(reason::AUTHENTICATION_ERROR, &e.to_string(), encoding)
+                })?;
             let frame = encode_frame(
                 &Packet {
                     items: challenge.packet(),

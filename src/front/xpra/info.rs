@@ -33,7 +33,10 @@ impl ProxyInfo {
         if let Some(rtt) = self.client_rtt_ms {
             latency.insert("client-us", Value::Int((rtt * 1e3) as i64));
         }
-        latency.insert("server-us", Value::Int((self.server_connect_ms * 1e3) as i64));
+        latency.insert(
+            "server-us",
+            Value::Int((self.server_connect_ms * 1e3) as i64),
+        );
         d.insert("latency", latency);
         let mut bytes = Value::Dict(vec![]);
         bytes.insert("to-server", Value::Int(self.bytes_to_server as i64));
@@ -54,7 +57,10 @@ pub fn augment_hello(hello: &mut Value, client_caps: &Value, shard: usize, conne
         bytes_to_client: 0,
     }
     .to_value();
-    if client_caps.get("info-namespace").is_some_and(Value::is_true) {
+    if client_caps
+        .get("info-namespace")
+        .is_some_and(Value::is_true)
+    {
         hello.insert("proxy", info);
     } else {
         flatten_into(hello, "proxy", &info);

@@ -17,9 +17,9 @@ mod info;
 mod reader;
 mod session;
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::xpra::auth::ledger::DEFAULT_CAPACITY;
@@ -77,7 +77,9 @@ impl XpraDoor {
     pub fn describe(&self) -> String {
         match &self.auth {
             AuthMode::Allow { session } => format!("no authentication, every client to {session}"),
-            AuthMode::MultiFile(file) => format!("multifile authentication from {}", file.path().display()),
+            AuthMode::MultiFile(file) => {
+                format!("multifile authentication from {}", file.path().display())
+            }
         }
     }
 
@@ -142,7 +144,11 @@ impl Refusal {
 pub fn disconnect_frame(code: &str, detail: &str, encoding: Encoding) -> Vec<u8> {
     encode_frame(
         &Packet {
-            items: vec![Value::str("disconnect"), Value::str(code), Value::str(detail)],
+            items: vec![
+                Value::str("disconnect"),
+                Value::str(code),
+                Value::str(detail),
+            ],
         },
         encoding,
         Compression::None,

@@ -116,6 +116,11 @@ fn split_host_port(s: &str) -> Result<(String, u16), TargetError> {
 }
 
 /// Plain decimal digits (no sign, no spaces) that fit a u32.
+/// `N` or `:N`: a display number, or a port of a TCP session.
+fn display_number(s: &str) -> Option<u32> {
+    parse_number(s.strip_prefix(':').unwrap_or(s))
+}
+
 fn parse_number(s: &str) -> Option<u32> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -167,10 +172,11 @@ impl SessionTarget {
     }
 
     /// Whether the client's `requested` display names this target: the same display or
-    /// host and port (credentials ignored, host case-insensitive), or a bare number equal to
-    /// the display number or the port.
+    /// host and port (credentials ignored, host case-insensitive), or a number (`N` or `:N`,
+    /// what the 3.1.3 client sends for `tcp://proxy/N`) equal to the display number or the
+    /// port.
     pub fn matches(&self, requested: &str) -> bool {
-        if let Some(n) = parse_number(requested) {
+        if let Some(n) = display_number(requested) {
             return match self {
                 SessionTarget::Local { display } => *display == n,
                 SessionTarget::Tcp { port, .. } => u32::from(*port) == n,
@@ -208,12 +214,20 @@ pub fn choose<'a>(
             _ => Err(RouteError::SpecifyDisplay),
         };
     };
+    // `:N` names local display N first; only without one may it mean a port.
+    let local = req.strip_prefix(':').and_then(parse_number);
+    if let Some(exact) = displays
+        .iter()
+        .find(|d| matches!(d, SessionTarget::Local { display } if Some(*display) == local))
+    {
+        return Ok(exact);
+    }
     let mut found = displays.iter().filter(|d| d.matches(req));
     let first = found
         .next()
         .ok_or_else(|| RouteError::NotFound(CleanText::new(req)))?;
     // A bare number may name a display on one entry and a port on another.
-    if parse_number(req).is_some() && found.next().is_some() {
+    if display_number(req).is_some() && found.next().is_some() {
         return Err(RouteError::Ambiguous(CleanText::new(req)));
     }
     Ok(first)

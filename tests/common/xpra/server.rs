@@ -182,6 +182,11 @@ impl XpraServer {
         super::tcp_uri(self.addr(), None)
     }
 
+    /// The directory holding the server's unix socket (`HOSTNAME-DISPLAY`).
+    pub fn socket_dir(&self) -> PathBuf {
+        self.scratch.path.join("run")
+    }
+
     pub fn password(&self) -> Option<&str> {
         self.password.as_deref()
     }

@@ -11,11 +11,16 @@ const WATCH: &[&str] = &["disconnect", "info-response"];
 fn frame(kind: &str, filler: usize, enc: Encoding, comp: Compression) -> Vec<u8> {
     encode_frame(
         &Packet {
-            items: vec![Value::str(kind), Value::Bytes(vec![7u8; filler]), Value::Int(1)],
+            items: vec![
+                Value::str(kind),
+                Value::Bytes(vec![7u8; filler]),
+                Value::Int(1),
+            ],
         },
         enc,
         comp,
     )
+    .expect("encodable")
 }
 
 fn raw_chunk(index: u8, body: &[u8]) -> Vec<u8> {
@@ -54,10 +59,25 @@ fn mixed_stream() -> Vec<u8> {
     let mut s = Vec::new();
     s.extend(frame("draw", 300, Encoding::Rencode, Compression::None));
     s.extend(raw_chunk(1, b"disconnect-looking pixels"));
-    s.extend(frame("draw", 70_000, Encoding::Rencode, Compression::Zlib(1)));
-    s.extend(frame("info-response", 5_000, Encoding::Rencode, Compression::Lz4(1)));
+    s.extend(frame(
+        "draw",
+        70_000,
+        Encoding::Rencode,
+        Compression::Zlib(1),
+    ));
+    s.extend(frame(
+        "info-response",
+        5_000,
+        Encoding::Rencode,
+        Compression::Lz4(1),
+    ));
     s.extend(frame("ping", 0, Encoding::Bencode, Compression::None));
-    s.extend(frame("disconnect", 10, Encoding::Rencode, Compression::Zlib(3)));
+    s.extend(frame(
+        "disconnect",
+        10,
+        Encoding::Rencode,
+        Compression::Zlib(3),
+    ));
     s
 }
 
@@ -73,7 +93,10 @@ fn every_byte_passes_in_order_at_any_read_boundary() {
 
 #[test]
 fn raw_chunks_are_never_opened() {
-    let stream = raw_chunk(2, &frame("disconnect", 0, Encoding::Rencode, Compression::None));
+    let stream = raw_chunk(
+        2,
+        &frame("disconnect", 0, Encoding::Rencode, Compression::None),
+    );
     let (out, kinds) = run(&stream, 3);
     assert_eq!(out, stream);
     assert!(kinds.is_empty());

@@ -116,6 +116,8 @@ fn choose_follows_the_proxy_rules() {
     assert_eq!(choose(&many, Some("tcp://host:10000/")), Ok(&many[1]));
     assert_eq!(choose(&many, Some("tcp:HOST:10000")), Ok(&many[1]));
     assert_eq!(choose(&many, Some("10000")), Ok(&many[1]));
+    // What the 3.1.3 client sends for tcp://proxy/10000: a port when no display has it.
+    assert_eq!(choose(&many, Some(":10000")), Ok(&many[1]));
     assert_eq!(
         choose(&many, Some("10")),
         Err(RouteError::Ambiguous(CleanText::new("10")))
