@@ -221,6 +221,12 @@ impl Conn {
         shutdown(self.fd, libc::SHUT_WR)
     }
 
+    /// Stops reading: a pending read wakes up with EOF; writing still works (so a last
+    /// message can still be sent).
+    pub fn shutdown_read(&self) {
+        let _ = shutdown(self.fd, libc::SHUT_RD);
+    }
+
     /// Ends both directions now: every pending read or write on this socket wakes up.
     pub fn shutdown_both(&self) {
         let _ = shutdown(self.fd, libc::SHUT_RDWR);

@@ -53,7 +53,8 @@ pub async fn join(
             )
         }
         local @ SessionTarget::Local { .. } => {
-            let conn = connect_local(door, local, admitted.uid)?;
+            let conn = connect_local(door, local, admitted.uid)
+                .map_err(|detail| Refusal::new(reason::SESSION_NOT_FOUND, &detail, enc))?;
             (conn, true, None, None)
         }
     };
@@ -171,7 +172,7 @@ async fn send(
 
 /// Connects to a local display's unix socket: first in `--socket-dir`s, then where xpra
 /// itself puts them for the session's uid.
-fn connect_local(door: &XpraDoor, target: &SessionTarget, uid: u32) -> Result<Conn, Refusal> {
+fn connect_local(door: &XpraDoor, target: &SessionTarget, uid: u32) -> Result<Conn, String> {
     let SessionTarget::Local { display } = target else {
         unreachable!("called for local targets only")
     };
@@ -189,13 +190,9 @@ fn connect_local(door: &XpraDoor, target: &SessionTarget, uid: u32) -> Result<Co
             Err(e) => last = Some(e),
         }
     }
-    Err(Refusal::new(
-        reason::SESSION_NOT_FOUND,
-        &format!(
-            "failed to connect to display :{display}: {}",
-            last.map_or_else(|| "no socket directory".into(), |e| e.to_string())
-        ),
-        crate::xpra::header::Encoding::Rencode,
+    Err(format!(
+        "failed to connect to display :{display}: {}",
+        last.map_or_else(|| "no socket directory".into(), |e| e.to_string())
     ))
 }
 

@@ -57,6 +57,12 @@ impl Gate {
         }
     }
 
+    /// Whether everything passed so far ends on a frame boundary, so a packet of the
+    /// proxy's own (a `disconnect`) can be written next without corrupting the stream.
+    pub fn at_boundary(&self) -> bool {
+        self.state == State::Header
+    }
+
     /// Frames whose header the gate has read.
     pub fn frames(&self) -> u64 {
         self.frames

@@ -10,9 +10,10 @@ use futures_lite::future::zip;
 use super::backend::join;
 use super::forward::{forward, ForwardEnd, ForwardError, Verdict};
 use super::gate::Gate;
+use super::handshake::reason;
 use super::handshake::{admit, refusal_frame};
 use super::info::{augment_info_response, ProxyInfo};
-use super::{Refusal, XpraDoor};
+use super::{disconnect_frame, Refusal, XpraDoor};
 use crate::engine::runtime::Conn;
 use crate::relay::buffer_pool::BufferPool;
 use crate::xpra::header::Compression;
@@ -62,12 +63,14 @@ pub async fn serve(door: &XpraDoor, client: Conn, shard: usize, pool: &BufferPoo
         why.set(prev.or(Some(w)));
     };
 
+    let broken = Cell::new(false);
+    let mut up_gate = Gate::new(FROM_CLIENT, door.max_packet);
+    let mut down_gate = Gate::new(FROM_SERVER, door.max_packet);
     let upstream = async {
-        let mut gate = Gate::new(FROM_CLIENT, door.max_packet);
         let r = forward(
             &client,
             backend,
-            &mut gate,
+            &mut up_gate,
             pool,
             admitted.leftover.clone(),
             |kind, frame| match kind {
@@ -83,14 +86,13 @@ pub async fn serve(door: &XpraDoor, client: Conn, shard: usize, pool: &BufferPoo
             &to_server,
         )
         .await;
-        finish(r, &client, backend, "client", &note);
+        finish(r, &client, backend, Culprit::Client, &note, &broken)
     };
     let downstream = async {
-        let mut gate = Gate::new(FROM_SERVER, door.max_packet);
         let r = forward(
             backend,
             &client,
-            &mut gate,
+            &mut down_gate,
             pool,
             joined.leftover.clone(),
             |kind, frame| match kind {
@@ -115,9 +117,18 @@ pub async fn serve(door: &XpraDoor, client: Conn, shard: usize, pool: &BufferPoo
             &to_client,
         )
         .await;
-        finish(r, backend, &client, "server", &note);
+        finish(r, backend, &client, Culprit::Server, &note, &broken)
     };
-    zip(upstream, downstream).await;
+    let (up, down) = zip(upstream, downstream).await;
+    // A protocol violation on either side: the client hears why, if its stream is between
+    // frames (it always is when the server's stream broke: that is found at a header).
+    if let Some(detail) = up.or(down) {
+        if down_gate.at_boundary() {
+            let frame = disconnect_frame(reason::PROTOCOL_ERROR, &detail, admitted.encoding);
+            let _ = client.write_all(&frame).await;
+        }
+        client.shutdown_both();
+    }
     XpraEnd::Closed {
         user: admitted.username.clone(),
         target: admitted.target.to_string(),
@@ -128,29 +139,54 @@ pub async fn serve(door: &XpraDoor, client: Conn, shard: usize, pool: &BufferPoo
     }
 }
 
-/// Ends one direction: EOF or a disconnect half-closes the destination; an error closes
-/// both sockets so the other direction ends too.
+/// Which peer a direction reads from.
+#[derive(Debug, Clone, Copy)]
+enum Culprit {
+    Client,
+    Server,
+}
+
+/// Ends one direction: EOF or a disconnect half-closes the destination; an I/O error closes
+/// every socket so the other direction ends too. A protocol violation closes the backend
+/// and stops reading the client, but leaves the client writable for the disconnect packet;
+/// the reason is returned for it.
 fn finish(
     r: Result<ForwardEnd, ForwardError>,
     src: &Conn,
     dst: &Conn,
-    source_name: &str,
+    source: Culprit,
     note: &impl Fn(String),
-) {
+    broken: &Cell<bool>,
+) -> Option<String> {
+    let (client, backend) = match source {
+        Culprit::Client => (src, dst),
+        Culprit::Server => (dst, src),
+    };
     match r {
+        // After a violation the other direction ends by our own shutdown; the client's
+        // write side stays open for the disconnect.
+        Ok(_) if broken.get() => None,
         Ok(_) => {
             let _ = dst.shutdown_write();
+            None
         }
         Err(ForwardError::Protocol(e)) => {
-            tracing::warn!("protocol error from the {source_name}: {e}; closing the session");
-            note(format!("{source_name} protocol error: {e}"));
-            src.shutdown_both();
-            dst.shutdown_both();
+            let detail = match source {
+                Culprit::Client => e.to_string(),
+                Culprit::Server => format!("invalid data from the session: {e}"),
+            };
+            tracing::warn!("protocol error from the {source:?}: {e}; closing the session");
+            note(format!("{source:?} protocol error: {e}"));
+            broken.set(true);
+            backend.shutdown_both();
+            client.shutdown_read();
+            Some(detail)
         }
         Err(ForwardError::Io { side, error }) => {
-            note(format!("{source_name} direction {side:?} error: {error}"));
+            note(format!("{source:?} direction, {side:?} socket: {error}"));
             src.shutdown_both();
             dst.shutdown_both();
+            None
         }
     }
 }

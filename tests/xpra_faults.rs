@@ -1,0 +1,172 @@
+//! Bad input on an established xpra session: the peer that broke the protocol is cut off,
+//! the client is told why with an xpra `disconnect`, and nothing is allocated on a lying
+//! frame header. Plain sockets play both ends, so every byte is under the test's control.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use common::RelayProcess;
+use deskrelay::xpra::{encode_frame, Compression, Encoding, FrameDecoder, Limits, Packet, Value};
+
+fn frame(items: Vec<Value>) -> Vec<u8> {
+    encode_frame(&Packet::new(items), Encoding::Rencode, Compression::None).unwrap()
+}
+
+fn hello(extra: &[(&str, Value)]) -> Vec<u8> {
+    let mut caps = Value::Dict(vec![]);
+    caps.insert("version", Value::str("3.1.3"));
+    caps.insert("rencode", Value::Bool(true));
+    for (k, v) in extra {
+        caps.insert(k, v.clone());
+    }
+    frame(vec![Value::str("hello"), caps])
+}
+
+/// Reads one packet (its items) from `s`, keeping what follows in `buf`.
+fn read_packet(s: &mut TcpStream, buf: &mut BytesMut) -> Option<Vec<Value>> {
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut dec = FrameDecoder::new(Limits::default());
+    let mut chunk = [0u8; 16384];
+    loop {
+        if let Some(d) = dec.decode(buf).expect("valid frames") {
+            return Some(d.packet.items);
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+fn kind(items: &[Value]) -> &str {
+    items[0].as_str().unwrap()
+}
+
+/// A relay (`--auth allow`) in front of a scripted backend; returns the relay, the client
+/// socket after a completed handshake, and the backend's socket.
+fn established() -> (RelayProcess, TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let session = format!("tcp://{}/", listener.local_addr().unwrap());
+    let relay = RelayProcess::start(&["--auth", "allow", "--session", &session]);
+    let mut client = relay.connect();
+    client.write_all(&hello(&[])).unwrap();
+    let (mut backend, _) = listener.accept().unwrap();
+    let mut buf = BytesMut::new();
+    let got = read_packet(&mut backend, &mut buf).expect("the client's hello");
+    assert_eq!(kind(&got), "hello");
+    assert_eq!(got[1].get("proxy"), Some(&Value::Bool(true)));
+    backend.write_all(&hello(&[])).unwrap();
+    let back = read_packet(&mut client, &mut BytesMut::new()).expect("the server's hello");
+    assert_eq!(kind(&back), "hello");
+    (relay, client, backend)
+}
+
+#[test]
+fn frames_pass_both_ways_byte_for_byte_after_the_handshake() {
+    let (_relay, mut client, mut backend) = established();
+    let up = frame(vec![
+        Value::str("pointer-position"),
+        Value::Int(1),
+        Value::Int(2),
+    ]);
+    let mut down = frame(vec![Value::str("draw"), Value::Bytes(vec![9u8; 300_000])]);
+    // A raw chunk ahead of its packet, compressed payloads: all opaque to the relay.
+    let mut chunk = vec![b'P', 0, 0, 1];
+    chunk.extend_from_slice(&5u32.to_be_bytes());
+    chunk.extend_from_slice(b"pixel");
+    down.extend_from_slice(&chunk);
+    client.write_all(&up).unwrap();
+    backend.write_all(&down).unwrap();
+    let mut got_up = vec![0u8; up.len()];
+    backend.read_exact(&mut got_up).unwrap();
+    assert_eq!(got_up, up);
+    let mut got_down = vec![0u8; down.len()];
+    client.read_exact(&mut got_down).unwrap();
+    assert_eq!(got_down, down);
+}
+
+#[test]
+fn an_oversized_frame_from_the_client_ends_the_session_with_a_disconnect() {
+    let (relay, mut client, mut backend) = established();
+    // 200 MiB claimed; the relay's limit is 16 MiB.
+    client
+        .write_all(&[b'P', 1, 0, 0, 0x0c, 0x80, 0, 0])
+        .unwrap();
+    let got = read_packet(&mut client, &mut BytesMut::new()).expect("a disconnect");
+    assert_eq!(kind(&got), "disconnect");
+    assert_eq!(got[1].as_str(), Some("protocol error"));
+    assert!(
+        got[2].as_str().unwrap().contains("packet too large"),
+        "{got:?}"
+    );
+    // The backend is closed; nothing of the bad frame reached it.
+    backend
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = backend.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "{} bytes reached the backend", rest.len());
+    assert!(relay.wait_for_log("protocol error from the Client", Duration::from_secs(5)));
+}
+
+#[test]
+fn garbage_from_the_server_is_reported_to_the_client() {
+    let (_relay, mut client, mut backend) = established();
+    backend.write_all(b"this is not an xpra frame").unwrap();
+    let got = read_packet(&mut client, &mut BytesMut::new()).expect("a disconnect");
+    assert_eq!(kind(&got), "disconnect");
+    assert!(
+        got[2]
+            .as_str()
+            .unwrap()
+            .contains("invalid data from the session"),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn a_hello_after_authentication_is_not_forwarded() {
+    let (_relay, mut client, mut backend) = established();
+    let marker = frame(vec![Value::str("ping"), Value::Int(7)]);
+    client.write_all(&hello(&[])).unwrap();
+    client.write_all(&marker).unwrap();
+    let mut got = vec![0u8; marker.len()];
+    backend.read_exact(&mut got).unwrap();
+    assert_eq!(
+        got, marker,
+        "the stray hello must be dropped, the ping passed"
+    );
+}
+
+#[test]
+fn an_encrypted_hello_is_refused_with_a_reason() {
+    let relay = RelayProcess::start(&["--auth", "allow", "--session", "tcp://127.0.0.1:9/"]);
+    let mut client = relay.connect();
+    client
+        .write_all(&hello(&[
+            ("cipher", Value::str("AES")),
+            ("cipher.iv", Value::str("x")),
+        ]))
+        .unwrap();
+    let got = read_packet(&mut client, &mut BytesMut::new()).expect("a disconnect");
+    assert_eq!(kind(&got), "disconnect");
+    assert!(got[2].as_str().unwrap().contains("encryption"), "{got:?}");
+}
+
+#[test]
+fn an_unreachable_session_is_a_server_error_for_the_client() {
+    let dead = common::dead_addr();
+    let relay = RelayProcess::start(&["--auth", "allow", "--session", &format!("tcp://{dead}/")]);
+    let mut client = relay.connect();
+    client.write_all(&hello(&[])).unwrap();
+    let got = read_packet(&mut client, &mut BytesMut::new()).expect("a disconnect");
+    assert_eq!(got[1].as_str(), Some("server error"), "{got:?}");
+    assert!(
+        got[2].as_str().unwrap().contains("failed to connect"),
+        "{got:?}"
+    );
+}
