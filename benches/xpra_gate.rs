@@ -74,9 +74,8 @@ fn gate_pass(stream: &[u8]) -> usize {
         steps.clear();
         let done = gate.feed(&carry, &mut steps).unwrap();
         for s in &steps {
-            if let Step::Pass(r) | Step::Watched { frame: r, .. } = s {
-                out += r.len();
-            }
+            let (Step::Pass(r) | Step::Watched { frame: r, .. }) = s;
+            out += r.len();
         }
         carry.drain(..done);
     }
