@@ -2,10 +2,11 @@
 //! frame gate on each direction.
 
 use std::cell::Cell;
-use std::time::Instant;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use futures_lite::future::zip;
+use futures_lite::future::{or, poll_fn, zip};
 
 use super::backend::join;
 use super::forward::{forward, ForwardEnd, ForwardError, Verdict};
@@ -14,7 +15,7 @@ use super::handshake::reason;
 use super::handshake::{admit, refusal_frame};
 use super::info::{augment_info_response, ProxyInfo};
 use super::{disconnect_frame, Refusal, XpraDoor};
-use crate::engine::runtime::Conn;
+use crate::engine::runtime::{sleep, Conn};
 use crate::relay::buffer_pool::BufferPool;
 use crate::xpra::header::Compression;
 use crate::xpra::packet::{encode_frame, FrameDecoder, Limits};
@@ -26,6 +27,10 @@ const FROM_CLIENT: &[&str] = &["disconnect", "hello"];
 /// Packets from the server the proxy opens: a disconnect ends the session; info gets the
 /// proxy's entries.
 const FROM_SERVER: &[&str] = &["disconnect", "info-response"];
+
+/// How long the other side may stay connected after a `disconnect` went through (xpra
+/// servers give their clients one second).
+const DISCONNECT_GRACE: Duration = Duration::from_secs(1);
 
 /// How an xpra session ended.
 #[derive(Debug)]
@@ -64,6 +69,7 @@ pub async fn serve(door: &XpraDoor, client: Conn, shard: usize, pool: &BufferPoo
     };
 
     let broken = Cell::new(false);
+    let disconnected = Signal::default();
     let mut up_gate = Gate::new(FROM_CLIENT, door.max_packet);
     let mut down_gate = Gate::new(FROM_SERVER, door.max_packet);
     let upstream = async {
@@ -86,6 +92,9 @@ pub async fn serve(door: &XpraDoor, client: Conn, shard: usize, pool: &BufferPoo
             &to_server,
         )
         .await;
+        if matches!(r, Ok(ForwardEnd::Ended)) {
+            disconnected.raise();
+        }
         finish(r, &client, backend, Culprit::Client, &note, &broken)
     };
     let downstream = async {
@@ -117,9 +126,21 @@ pub async fn serve(door: &XpraDoor, client: Conn, shard: usize, pool: &BufferPoo
             &to_client,
         )
         .await;
+        if matches!(r, Ok(ForwardEnd::Ended)) {
+            disconnected.raise();
+        }
         finish(r, backend, &client, Culprit::Server, &note, &broken)
     };
-    let (up, down) = zip(upstream, downstream).await;
+    // After a disconnect the other side has DISCONNECT_GRACE to close by itself (it
+    // normally does at once), then both sockets are shut.
+    let grace = async {
+        disconnected.wait().await;
+        sleep(DISCONNECT_GRACE).await;
+        client.shutdown_both();
+        backend.shutdown_both();
+        (None, None)
+    };
+    let (up, down) = or(zip(upstream, downstream), grace).await;
     // A protocol violation on either side: the client hears why, if its stream is between
     // frames (it always is when the server's stream broke: that is found at a header).
     if let Some(detail) = up.or(down) {
@@ -136,6 +157,34 @@ pub async fn serve(door: &XpraDoor, client: Conn, shard: usize, pool: &BufferPoo
         to_client: to_client.get(),
         secs: started.elapsed().as_secs_f64(),
         why: why.take().unwrap_or_else(|| "closed".into()),
+    }
+}
+
+/// A one-shot flag a future can wait on (single-threaded: the session's own task).
+#[derive(Default)]
+struct Signal {
+    raised: Cell<bool>,
+    waiter: Cell<Option<Waker>>,
+}
+
+impl Signal {
+    fn raise(&self) {
+        self.raised.set(true);
+        if let Some(w) = self.waiter.take() {
+            w.wake();
+        }
+    }
+
+    async fn wait(&self) {
+        poll_fn(|cx| {
+            if self.raised.get() {
+                Poll::Ready(())
+            } else {
+                self.waiter.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await
     }
 }
 

@@ -1,6 +1,8 @@
-//! Bad input on an established xpra session: the peer that broke the protocol is cut off,
-//! the client is told why with an xpra `disconnect`, and nothing is allocated on a lying
-//! frame header. Plain sockets play both ends, so every byte is under the test's control.
+//! An established xpra session, byte by byte: frames pass verbatim both ways, the few
+//! packets the proxy opens are handled (info gets the proxy's entries, a disconnect ends the
+//! session), and bad input cuts off the peer that sent it with an xpra `disconnect` to the
+//! client, without allocating what a lying header claims. Plain sockets play both ends, so
+//! every byte is under the test's control.
 
 mod common;
 
@@ -169,4 +171,62 @@ fn an_unreachable_session_is_a_server_error_for_the_client() {
         got[2].as_str().unwrap().contains("failed to connect"),
         "{got:?}"
     );
+}
+
+#[test]
+fn an_info_response_gains_the_proxy_dictionary() {
+    let (_relay, mut client, mut backend) = established();
+    let mut info = Value::Dict(vec![]);
+    info.insert("server", Value::str("the session's own info"));
+    backend
+        .write_all(&frame(vec![Value::str("info-response"), info]))
+        .unwrap();
+    let got = read_packet(&mut client, &mut BytesMut::new()).expect("the info");
+    assert_eq!(kind(&got), "info-response");
+    assert_eq!(
+        got[1].get("server").and_then(Value::as_str),
+        Some("the session's own info")
+    );
+    let proxy = got[1].get("proxy").expect("a proxy dictionary");
+    assert_eq!(
+        proxy.get("server").and_then(Value::as_str),
+        Some("deskrelay")
+    );
+    assert!(
+        proxy.get("shard").and_then(Value::as_int).is_some(),
+        "{proxy:?}"
+    );
+    let bytes = proxy.get("bytes").expect("byte counters");
+    assert!(
+        bytes.get("to-client").and_then(Value::as_int).is_some(),
+        "{bytes:?}"
+    );
+    let latency = proxy.get("latency").expect("latencies");
+    assert!(
+        latency.get("server-us").and_then(Value::as_int).is_some(),
+        "{latency:?}"
+    );
+}
+
+#[test]
+fn a_disconnect_from_the_server_reaches_the_client_and_ends_the_session() {
+    let (relay, mut client, mut backend) = established();
+    let bye = frame(vec![
+        Value::str("disconnect"),
+        Value::str("server shutdown"),
+    ]);
+    backend.write_all(&bye).unwrap();
+    let mut got = vec![0u8; bye.len()];
+    client.read_exact(&mut got).unwrap();
+    assert_eq!(got, bye);
+    // The relay half-closes toward the client after the disconnect.
+    client
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    assert_eq!(client.read(&mut [0u8; 16]).unwrap(), 0);
+    drop(backend);
+    assert!(relay.wait_for_log(
+        "session ended: server: server shutdown",
+        Duration::from_secs(10)
+    ));
 }
