@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use glommio::net::TcpListener;
 
+use crate::cli::ProfileKind;
 use crate::flow::{self, Dir};
 use crate::metrics::Sent;
 use crate::net::{before, now_ns, Conn};
@@ -58,21 +59,24 @@ async fn serve(ctx: Rc<Ctx>, stream: glommio::net::TcpStream) {
                 .error("backend set-up", e.to_string())
         }
     };
-    let id = match before(plan.hard_deadline_ns, plan.protocol.backend_open(&conn)).await {
-        Some(Ok(Some(id))) => id,
-        Some(Ok(None)) => return,
-        Some(Err(e)) => {
-            let kind = format!("backend set-up: {}", e.kind());
-            return ctx
-                .metrics
-                .borrow_mut()
-                .error(&kind, format!("backend set-up: {e}"));
-        }
-        None => return,
-    };
+    let (id, leftover) =
+        match before(plan.hard_deadline_ns, plan.protocol.backend_open(&conn)).await {
+            Some(Ok(Some(opened))) => opened,
+            Some(Ok(None)) => return,
+            Some(Err(e)) => {
+                let kind = format!("backend {}", e.reason());
+                return ctx
+                    .metrics
+                    .borrow_mut()
+                    .error(&kind, format!("backend set-up: {e}"));
+            }
+            None => return,
+        };
     let echo = plan.profile.echo;
+    // The handshake profile's client closes first, as a client leaving does.
+    let quiet = echo || plan.profile.kind == ProfileKind::Handshake;
     let sender = async {
-        if echo {
+        if quiet {
             return;
         }
         let schedule = Schedule::new(
@@ -86,7 +90,7 @@ async fn serve(ctx: Rc<Ctx>, stream: glommio::net::TcpStream) {
     let receiver = async {
         match before(
             plan.hard_deadline_ns,
-            flow::receive(&ctx, &conn, id, Dir::Up, echo),
+            flow::receive(&ctx, &conn, id, Dir::Up, echo, leftover),
         )
         .await
         {

@@ -3,14 +3,14 @@
 
 use std::io;
 
-use crate::decode::Decoder;
 use crate::metrics::Sent;
 use crate::net::{now_ns, sleep_until, Conn};
 use crate::schedule::Schedule;
 use crate::wire::{Header, Kind, WireError, HEADER_LEN};
 use crate::worker::Ctx;
 
-/// Payloads up to this size are written together with their header (one segment).
+/// Scratch room of a sender: a header and a coalesced payload (see
+/// [`crate::protocol`]'s `write_message`).
 const COALESCE: usize = 16 * 1024;
 /// Read buffer of a receiver.
 const READ_BUF: usize = 64 * 1024;
@@ -41,6 +41,7 @@ impl FlowError {
             FlowError::Wire(WireError::Corrupt { .. }) => "corrupt payload".into(),
             FlowError::Wire(WireError::OutOfOrder { .. }) => "sequence gap".into(),
             FlowError::Wire(WireError::Truncated) => "truncated message".into(),
+            FlowError::Wire(WireError::Framing(_)) => "bad xpra frame".into(),
             FlowError::Wire(_) => "bad header".into(),
         }
     }
@@ -56,7 +57,7 @@ pub async fn send(
     schedule: Schedule,
 ) -> io::Result<()> {
     let plan = &ctx.plan;
-    let mut buf = Vec::with_capacity(HEADER_LEN + COALESCE);
+    let mut buf = Vec::with_capacity(HEADER_LEN + 64 + COALESCE);
     for (seq, (due_ns, len)) in schedule.enumerate() {
         sleep_until(due_ns).await;
         let h = Header {
@@ -67,15 +68,9 @@ pub async fn send(
             due_ns,
         };
         let payload = plan.pattern.payload(session, h.seq, len as usize);
-        buf.clear();
-        buf.extend_from_slice(&h.encode());
-        if payload.len() <= COALESCE {
-            buf.extend_from_slice(payload);
-            conn.write_all(&buf).await?;
-        } else {
-            conn.write_all(&buf).await?;
-            conn.write_all(payload).await?;
-        }
+        plan.protocol
+            .write_message(conn, &h, payload, &mut buf)
+            .await?;
         let (msgs, bytes) = match dir {
             Dir::Up => (&plan.sent.up_messages, &plan.sent.up_bytes),
             Dir::Down => (&plan.sent.down_messages, &plan.sent.down_bytes),
@@ -107,21 +102,31 @@ pub async fn send_or_record(
 }
 
 /// Reads `conn` to its end, verifying every message of `session` and recording its latency
-/// (arrival - due) under `dir`. With `echo`, writes each verified message back on `conn`
-/// (the backend of the echo profile) and sends FIN at the end.
+/// (arrival - due) under `dir`; `leftover` (bytes the set-up read past its end) comes
+/// first. With `echo`, writes each verified message back on `conn` (the backend of the
+/// echo profile) and sends FIN at the end.
 pub async fn receive(
     ctx: &Ctx,
     conn: &Conn,
     session: u32,
     dir: Dir,
     echo: bool,
+    leftover: Vec<u8>,
 ) -> Result<(), FlowError> {
     let plan = &ctx.plan;
-    let mut decoder = Decoder::new(session);
-    let mut buf = vec![0u8; READ_BUF];
+    let mut decoder = plan.protocol.decoder(session);
+    let mut buf = vec![0u8; READ_BUF.max(leftover.len())];
+    let mut pending = leftover.len();
+    buf[..pending].copy_from_slice(&leftover);
+    drop(leftover);
     let mut done: Vec<Header> = Vec::new();
+    let mut out = Vec::new();
     loop {
-        let n = conn.read(&mut buf).await?;
+        let n = if pending > 0 {
+            std::mem::take(&mut pending)
+        } else {
+            conn.read(&mut buf).await?
+        };
         if n == 0 {
             decoder.finish()?;
             if echo {
@@ -147,11 +152,12 @@ pub async fn receive(
             })?;
         }
         for h in done.drain(..) {
-            let mut out = h.encode().to_vec();
-            out.extend_from_slice(plan.pattern.payload(session, h.seq, h.len as usize));
-            conn.write_all(&out).await?;
+            let payload = plan.pattern.payload(session, h.seq, h.len as usize);
+            plan.protocol
+                .write_message(conn, &h, payload, &mut out)
+                .await?;
             Sent::add(&plan.sent.down_messages, 1);
-            Sent::add(&plan.sent.down_bytes, out.len() as u64);
+            Sent::add(&plan.sent.down_bytes, HEADER_LEN as u64 + h.len as u64);
         }
     }
 }
@@ -184,6 +190,8 @@ mod tests {
             pattern: Pattern::new(),
             sent: Sent::default(),
             sessions: 1,
+            passwords: Vec::new(),
+            max_handshakes: u64::MAX,
             ramp: 1.0,
             connect_to: "127.0.0.1:9".parse().unwrap(),
             connect_timeout: Duration::from_secs(1),
@@ -236,7 +244,7 @@ mod tests {
                 let sender = send(&ctx, &sender_conn, 0, Dir::Up, schedule);
                 let receiver = async {
                     glommio::timer::sleep(Duration::from_secs(1)).await;
-                    receive(&ctx, &receiver_conn, 0, Dir::Up, false).await
+                    receive(&ctx, &receiver_conn, 0, Dir::Up, false, Vec::new()).await
                 };
                 let (sent, received) = futures_lite::future::zip(sender, receiver).await;
                 sent.unwrap();
