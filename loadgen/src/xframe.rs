@@ -316,8 +316,8 @@ fn length_form(b: &[u8]) -> Result<Option<(usize, usize)>, WireError> {
 mod tests {
     use bytes::BytesMut;
     use deskrelay::front::xpra::gate::{Gate, Step};
+    use deskrelay::xpra::Value;
     use deskrelay::xpra::{encode_frame, Compression, Encoding, FrameDecoder, Limits, Packet};
-    use deskrelay::xpra::{Value, HEADER_LEN as XHEADER_LEN};
 
     use super::*;
     use crate::wire::{Kind, HEADER_LEN};

@@ -200,7 +200,7 @@ pub async fn client_handshake(
                 let why = packet.items[1..]
                     .iter()
                     .filter_map(Value::as_str)
-                    .last()
+                    .next_back()
                     .unwrap_or("disconnected");
                 return Err(SetupError::Refused(why.to_string()));
             }
