@@ -42,24 +42,26 @@ impl SetupError {
 
 impl Protocol {
     /// Client side, right after connect: makes the backend learn `session`. `password`
-    /// answers an xpra relay's challenge. Returns the bytes read past the set-up (the
-    /// start of the downstream messages).
+    /// answers an xpra relay's challenge. With `round_trip` (the handshake profile) a raw
+    /// set-up waits for the backend's hello back, as xpra's always does. Returns the bytes
+    /// read past the set-up (the start of the downstream messages).
     pub async fn client_open(
         self,
         conn: &Conn,
         session: u32,
         password: Option<&[u8]>,
+        round_trip: bool,
     ) -> Result<Vec<u8>, SetupError> {
         match self {
             Protocol::Raw => {
-                let hello = Header {
-                    kind: Kind::Hello,
-                    session,
-                    len: 0,
-                    seq: 0,
-                    due_ns: 0,
-                };
-                conn.write_all(&hello.encode()).await?;
+                conn.write_all(&raw_hello(session).encode()).await?;
+                if round_trip {
+                    let mut b = [0u8; HEADER_LEN];
+                    conn.read_exact(&mut b).await?;
+                    if Header::decode(&b).ok() != Some(raw_hello(session)) {
+                        return Err(SetupError::Protocol("the backend's hello is wrong".into()));
+                    }
+                }
                 Ok(Vec::new())
             }
             Protocol::Xpra => crate::xpra::client_handshake(conn, session, password).await,
@@ -68,8 +70,13 @@ impl Protocol {
 
     /// Backend side, right after accept: the session this connection belongs to and the
     /// bytes read past the set-up, or `None` when the peer closed without a byte (a
-    /// reachability probe, not a session).
-    pub async fn backend_open(self, conn: &Conn) -> Result<Option<(u32, Vec<u8>)>, SetupError> {
+    /// reachability probe, not a session). With `round_trip`, a raw backend answers the
+    /// hello with its own.
+    pub async fn backend_open(
+        self,
+        conn: &Conn,
+        round_trip: bool,
+    ) -> Result<Option<(u32, Vec<u8>)>, SetupError> {
         match self {
             Protocol::Raw => {
                 let mut b = [0u8; HEADER_LEN];
@@ -82,6 +89,9 @@ impl Protocol {
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                 if h.kind != Kind::Hello || h.len != 0 {
                     return Err(SetupError::Protocol("first message is not a hello".into()));
+                }
+                if round_trip {
+                    conn.write_all(&raw_hello(h.session).encode()).await?;
                 }
                 Ok(Some((h.session, Vec::new())))
             }
@@ -134,6 +144,17 @@ impl Protocol {
             Protocol::Raw => StreamDecoder::Raw(Decoder::new(session)),
             Protocol::Xpra => StreamDecoder::Xpra(Box::new(Unframer::new(session))),
         }
+    }
+}
+
+/// The raw protocol's hello of `session`.
+fn raw_hello(session: u32) -> Header {
+    Header {
+        kind: Kind::Hello,
+        session,
+        len: 0,
+        seq: 0,
+        due_ns: 0,
     }
 }
 

@@ -67,7 +67,10 @@ async fn open(ctx: &Ctx, id: u32) -> Result<(Conn, Vec<u8>), String> {
         .await
         .map_err(|e| format!("connect: {}", e.kind()))?;
     let t1 = now_ns();
-    let setup = plan.protocol.client_open(&conn, id, plan.password(id));
+    let round_trip = plan.profile.kind == ProfileKind::Handshake;
+    let setup = plan
+        .protocol
+        .client_open(&conn, id, plan.password(id), round_trip);
     let leftover = match before(t1 + SETUP_TIMEOUT_NS, setup).await {
         Some(Ok(leftover)) => leftover,
         Some(Err(e)) => return Err(e.reason()),

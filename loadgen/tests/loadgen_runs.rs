@@ -408,7 +408,8 @@ fn a_wrong_xpra_password_fails_every_session_as_authentication_failed() {
 
 /// The handshake profile: sessions connect, authenticate and close over and over; the
 /// rate is positive, every handshake has a latency sample, and --max-handshakes ends the
-/// run at exactly that count, long before --duration.
+/// run at exactly that count, long before --duration. The raw protocol's hello round trip
+/// (the L4 baseline) runs too.
 #[test]
 fn the_xpra_handshake_profile_reports_a_positive_rate_within_its_bounds() {
     let dir = scratch("xpra-handshake");
@@ -442,6 +443,20 @@ fn the_xpra_handshake_profile_reports_a_positive_rate_within_its_bounds() {
     assert_eq!(r["handshakes"]["completed"], 50);
     assert_eq!(r["config"]["max_handshakes"], 50);
     assert!(r["config"]["elapsed_s"].as_f64().unwrap() < 15.0);
+
+    // The L4 baseline: raw hellos there and back through the plain relay.
+    let raw = [
+        "--profile",
+        "handshake",
+        "--sessions",
+        "10",
+        "--duration",
+        "1",
+    ];
+    let (out, r) = run_json(&raw, &json);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(r["handshakes"]["completed"].as_u64().unwrap() > 10);
+    assert_eq!(r["config"]["protocol"], "raw");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
