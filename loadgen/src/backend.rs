@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use glommio::net::TcpListener;
 
-use crate::cli::ProfileKind;
+use crate::cli::{ProfileKind, Protocol};
 use crate::flow::{self, Dir, FlowError};
 use crate::metrics::Sent;
 use crate::net::{before, now_ns, Conn};
@@ -76,14 +76,21 @@ async fn serve(ctx: Rc<Ctx>, stream: glommio::net::TcpStream) {
     let echo = plan.profile.echo;
     if plan.profile.kind == ProfileKind::Handshake {
         // The client closes first, as a client leaving does; it sends nothing more.
-        if let Some(Err(e)) = before(plan.hard_deadline_ns, until_closed(&conn, &leftover)).await {
+        if let Some(Err(e)) = before(
+            plan.hard_deadline_ns,
+            until_closed(&conn, &leftover, plan.protocol),
+        )
+        .await
+        {
             record(&ctx, "backend receive", id, &e);
         }
         return;
     }
+    // The backend ends its direction only once upstream has ended: then the client, which
+    // closes first, has everything it sent delivered when it sees that end.
     let sender = async {
         if echo {
-            return;
+            return true;
         }
         let schedule = Schedule::new(
             &plan.profile.down,
@@ -91,41 +98,56 @@ async fn serve(ctx: Rc<Ctx>, stream: glommio::net::TcpStream) {
             plan.end_ns,
             seed(id, Dir::Down),
         );
-        flow::send_or_record(&ctx, &conn, id, Dir::Down, schedule, "backend").await;
+        flow::send_or_record(&ctx, &conn, id, Dir::Down, schedule, "backend", false).await
     };
     let receiver = async {
-        match before(
+        let received = before(
             plan.hard_deadline_ns,
             flow::receive(&ctx, &conn, id, Dir::Up, echo, leftover),
+        );
+        match received.await {
+            Some(Ok(())) => return true,
+            Some(Err(e)) => record(&ctx, "backend receive", id, &e),
+            None => ctx.metrics.borrow_mut().error(
+                "backend receive: timed out",
+                format!("session {id}: upstream did not end by the deadline"),
+            ),
+        }
+        conn.shutdown_both();
+        false
+    };
+    if futures_lite::future::zip(sender, receiver).await != (true, true) {
+        return;
+    }
+    if let Err(e) = plan.protocol.end_stream(&conn).await {
+        return flow::send_failed(&ctx, &conn, id, "backend", &e);
+    }
+    // xpra: the upstream ended with a packet; the client's close comes after ours.
+    if plan.protocol == Protocol::Xpra {
+        if let Some(Err(e)) = before(
+            plan.hard_deadline_ns,
+            until_closed(&conn, &[], plan.protocol),
         )
         .await
         {
-            Some(Ok(())) => {}
-            Some(Err(e)) => {
-                record(&ctx, "backend receive", id, &e);
-                conn.shutdown_both();
-            }
-            None => {
-                ctx.metrics.borrow_mut().error(
-                    "backend receive: timed out",
-                    format!("session {id}: upstream did not end by the deadline"),
-                );
-                conn.shutdown_both();
-            }
+            record(&ctx, "backend receive", id, &e);
         }
-    };
-    futures_lite::future::zip(sender, receiver).await;
+    }
 }
 
-/// Waits for the peer's end of stream; any byte before it is an error. (A handshake
-/// profile backend: cheaper than a receiver's buffer for a connection that carries none.)
-async fn until_closed(conn: &Conn, leftover: &[u8]) -> Result<(), FlowError> {
+/// Waits for the client to leave. A raw peer sends nothing more: any byte is an error. An
+/// xpra relay may: xpra's own proxy tells the server `disconnect` when the client leaves.
+async fn until_closed(conn: &Conn, leftover: &[u8], protocol: Protocol) -> Result<(), FlowError> {
+    let after_end =
+        |what: String| FlowError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, what));
+    if protocol == Protocol::Xpra {
+        return crate::xpra::until_disconnect(conn, leftover)
+            .await
+            .map_err(|e| after_end(e.to_string()));
+    }
     let mut b = [0u8; 64];
     if leftover.is_empty() && conn.read(&mut b).await? == 0 {
         return Ok(());
     }
-    Err(FlowError::Io(std::io::Error::new(
-        std::io::ErrorKind::InvalidData,
-        "data after the handshake",
-    )))
+    Err(after_end("data after the end of the session".into()))
 }

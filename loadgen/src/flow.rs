@@ -47,8 +47,8 @@ impl FlowError {
     }
 }
 
-/// Sends `schedule` on `conn` (each message at its due time, or at once when late), then
-/// sends FIN.
+/// Sends `schedule` on `conn`, each message at its due time, or at once when late. The
+/// caller ends the direction ([`crate::protocol`]'s `end_stream`).
 pub async fn send(
     ctx: &Ctx,
     conn: &Conn,
@@ -78,12 +78,12 @@ pub async fn send(
         Sent::add(msgs, 1);
         Sent::add(bytes, HEADER_LEN as u64 + len as u64);
     }
-    conn.shutdown_write();
     Ok(())
 }
 
-/// [`send`] for one side of a session (`side`: "client" or "backend"): a failure is counted
-/// under "`side` send: io: kind" and ends the whole connection, so the other half stops too.
+/// [`send`] for one side of a session (`side`: "client" or "backend"), then, with
+/// `end`, the end of the direction: a failure is counted under "`side` send: io: kind" and
+/// ends the whole connection, so the other half stops too. True when all went out.
 pub async fn send_or_record(
     ctx: &Ctx,
     conn: &Conn,
@@ -91,20 +91,34 @@ pub async fn send_or_record(
     dir: Dir,
     schedule: Schedule,
     side: &str,
-) {
-    if let Err(e) = send(ctx, conn, session, dir, schedule).await {
-        ctx.metrics.borrow_mut().error(
-            &format!("{side} send: io: {}", e.kind()),
-            format!("session {session}: {e}"),
-        );
-        conn.shutdown_both();
+    end: bool,
+) -> bool {
+    let mut r = send(ctx, conn, session, dir, schedule).await;
+    if r.is_ok() && end {
+        r = ctx.plan.protocol.end_stream(conn).await;
+    }
+    match r {
+        Ok(()) => true,
+        Err(e) => {
+            send_failed(ctx, conn, session, side, &e);
+            false
+        }
     }
 }
 
-/// Reads `conn` to its end, verifying every message of `session` and recording its latency
-/// (arrival - due) under `dir`; `leftover` (bytes the set-up read past its end) comes
-/// first. With `echo`, writes each verified message back on `conn` (the backend of the
-/// echo profile) and sends FIN at the end.
+/// Counts a failed send of `side` and ends the whole connection.
+pub fn send_failed(ctx: &Ctx, conn: &Conn, session: u32, side: &str, e: &io::Error) {
+    ctx.metrics.borrow_mut().error(
+        &format!("{side} send: io: {}", e.kind()),
+        format!("session {session}: {e}"),
+    );
+    conn.shutdown_both();
+}
+
+/// Reads `conn` to its end (end of stream, or xpra's end packet), verifying every message
+/// of `session` and recording its latency (arrival - due) under `dir`; `leftover` (bytes
+/// the set-up read past its end) comes first. With `echo`, writes each verified message
+/// back on `conn` (the backend of the echo profile; its caller ends that direction).
 pub async fn receive(
     ctx: &Ctx,
     conn: &Conn,
@@ -129,9 +143,6 @@ pub async fn receive(
         };
         if n == 0 {
             decoder.finish()?;
-            if echo {
-                conn.shutdown_write();
-            }
             return Ok(());
         }
         let now = now_ns();
@@ -158,6 +169,10 @@ pub async fn receive(
                 .await?;
             Sent::add(&plan.sent.down_messages, 1);
             Sent::add(&plan.sent.down_bytes, HEADER_LEN as u64 + h.len as u64);
+        }
+        if decoder.ended() {
+            decoder.finish()?;
+            return Ok(());
         }
     }
 }
@@ -241,7 +256,11 @@ mod tests {
                 };
                 let start = now_ns();
                 let schedule = Schedule::aligned(&[spec], start, start + 2000 * MS);
-                let sender = send(&ctx, &sender_conn, 0, Dir::Up, schedule);
+                let sender = async {
+                    let sent = send(&ctx, &sender_conn, 0, Dir::Up, schedule).await;
+                    sender_conn.shutdown_write();
+                    sent
+                };
                 let receiver = async {
                     glommio::timer::sleep(Duration::from_secs(1)).await;
                     receive(&ctx, &receiver_conn, 0, Dir::Up, false, Vec::new()).await

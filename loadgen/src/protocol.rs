@@ -138,6 +138,18 @@ impl Protocol {
         }
     }
 
+    /// Ends a direction after its last message: FIN for raw, the end packet for xpra (whose
+    /// relays may not pass a half-close; the connection closes once both ends are done).
+    pub async fn end_stream(self, conn: &Conn) -> io::Result<()> {
+        match self {
+            Protocol::Raw => {
+                conn.shutdown_write();
+                Ok(())
+            }
+            Protocol::Xpra => conn.write_all(&xframe::END).await,
+        }
+    }
+
     /// The verifying receiver of one direction of `session`.
     pub fn decoder(self, session: u32) -> StreamDecoder {
         match self {
@@ -175,6 +187,14 @@ impl StreamDecoder {
         match self {
             StreamDecoder::Raw(d) => d.feed(pattern, buf, done),
             StreamDecoder::Xpra(u) => u.feed(pattern, buf, done),
+        }
+    }
+
+    /// True once the peer has said its direction is over (xpra's end packet).
+    pub fn ended(&self) -> bool {
+        match self {
+            StreamDecoder::Raw(_) => false,
+            StreamDecoder::Xpra(u) => u.ended(),
         }
     }
 

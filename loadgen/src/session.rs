@@ -35,7 +35,7 @@ pub async fn run_client(ctx: Rc<Ctx>, id: u32) {
     };
 
     let schedule = Schedule::new(&plan.profile.up, now_ns(), plan.end_ns, seed(id, Dir::Up));
-    let sender = flow::send_or_record(&ctx, &conn, id, Dir::Up, schedule, "client");
+    let sender = flow::send_or_record(&ctx, &conn, id, Dir::Up, schedule, "client", true);
     let receiver = async {
         let r = before(
             plan.hard_deadline_ns,

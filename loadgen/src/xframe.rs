@@ -9,6 +9,11 @@
 //!   encoder flag, no compression) whose payload is the message, then its packet frame
 //!   `["loadgen", ""]` with the empty placeholder at index 1.
 //!
+//! - After its last message a sender writes the packet `["loadgen-end"]` ([`END`]) instead
+//!   of half-closing: xpra has no half-close, and xpra's own proxy tears a session down when
+//!   either side closes, so each end closes only once it has sent its end and read the
+//!   peer's, and no message in flight is cut off.
+//!
 //! The receiver ([`Unframer`]) parses the frames as a stream and hands the message bytes to
 //! the same verifying [`Decoder`] the raw protocol uses, checking that every frame holds
 //! exactly one whole message. Packets of other types (a relay's own ping, say) are skipped.
@@ -56,6 +61,27 @@ const fn trailer() -> [u8; XHEADER_LEN + PREFIX.len() + 1] {
         i += 1;
     }
     t[XHEADER_LEN + PREFIX.len()] = EMPTY_STR;
+    t
+}
+
+/// The end-of-stream packet's type.
+const END_TYPE: &[u8; 11] = b"loadgen-end";
+/// The end-of-stream packet, `["loadgen-end"]`: its 13-byte payload is shorter than any
+/// message packet's (at least 42), so its frame size alone marks it.
+pub const END: [u8; XHEADER_LEN + 2 + END_TYPE.len()] = end();
+
+const fn end() -> [u8; XHEADER_LEN + 2 + END_TYPE.len()] {
+    let mut t = [0u8; XHEADER_LEN + 2 + END_TYPE.len()];
+    t[0] = b'P';
+    t[1] = FLAG_RENCODE;
+    t[7] = (2 + END_TYPE.len()) as u8;
+    t[XHEADER_LEN] = 0xc0 + 1;
+    t[XHEADER_LEN + 1] = 0x80 + END_TYPE.len() as u8;
+    let mut i = 0;
+    while i < END_TYPE.len() {
+        t[XHEADER_LEN + 2 + i] = END_TYPE[i];
+        i += 1;
+    }
     t
 }
 
@@ -112,6 +138,10 @@ enum State {
     Trailer { size: usize },
     /// A packet that is not loadgen's: bytes to skip.
     Skip { left: usize },
+    /// Collecting a packet the size of [`END`]'s.
+    MaybeEnd { size: usize },
+    /// The end-of-stream packet arrived: nothing may follow.
+    Ended,
 }
 
 /// Strips the xpra framing of one direction and verifies the messages inside.
@@ -226,6 +256,18 @@ impl Unframer {
                     buf = &buf[take..];
                     self.state = skip(left - take);
                 }
+                State::MaybeEnd { size } => {
+                    if self.collect(&mut buf, size) {
+                        self.fill = 0;
+                        self.state = if self.scratch[..size] == END[XHEADER_LEN..] {
+                            State::Ended
+                        } else {
+                            self.skipped += 1;
+                            State::Header
+                        };
+                    }
+                }
+                State::Ended => return Err(framing("data after the end of the stream")),
             }
         }
         Ok(())
@@ -233,10 +275,18 @@ impl Unframer {
 
     /// At end of stream: an error if it ended inside a frame or a message.
     pub fn finish(&self) -> Result<(), WireError> {
-        if self.state != State::Header || self.fill != 0 || self.chunk_pending {
+        if !matches!(self.state, State::Header | State::Ended)
+            || self.fill != 0
+            || self.chunk_pending
+        {
             return Err(WireError::Truncated);
         }
         self.inner.finish()
+    }
+
+    /// True once the peer's end-of-stream packet has arrived.
+    pub fn ended(&self) -> bool {
+        self.state == State::Ended
     }
 
     /// Appends bytes to `scratch` until it holds `n`; true once it does.
@@ -265,6 +315,7 @@ impl Unframer {
                 self.skipped += 1;
                 Ok(skip(size))
             }
+            0 if size == END.len() - XHEADER_LEN => Ok(State::MaybeEnd { size }),
             0 => Ok(State::Prefix { size }),
             1 if self.chunk_pending => Err(framing("two chunks for one packet")),
             1 if h.flags != 0 || h.compression != 0 => {
@@ -373,6 +424,16 @@ mod tests {
     }
 
     #[test]
+    fn the_end_packet_is_a_real_xpra_packet() {
+        let mut buf = BytesMut::from(&END[..]);
+        let d = FrameDecoder::new(Limits::default())
+            .decode(&mut buf)
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.packet.items, vec![Value::str("loadgen-end")]);
+    }
+
+    #[test]
     fn the_relay_gate_passes_every_frame_whole() {
         let p = Pattern::new();
         let mut stream = Vec::new();
@@ -397,12 +458,15 @@ mod tests {
             stream.extend(encode_frame(&ping, Encoding::Rencode, Compression::Zlib(1)).unwrap());
             stream.extend(encode_frame(&ping, Encoding::Rencode, Compression::None).unwrap());
         }
+        stream.extend_from_slice(&END);
         for step in [1, 7, 4096, stream.len()] {
             let mut u = Unframer::new(9);
             let mut seen = Vec::new();
             for b in stream.chunks(step) {
+                assert!(!u.ended());
                 u.feed(&p, b, |h| seen.push((h.seq, h.len))).unwrap();
             }
+            assert!(u.ended());
             u.finish().unwrap();
             let want: Vec<_> = SIZES
                 .iter()
@@ -444,6 +508,11 @@ mod tests {
         u.feed(&p, &wire[..wire.len() - TRAILER.len()], |_| {})
             .unwrap();
         assert_eq!(u.finish(), Err(WireError::Truncated));
+        // Anything after the end.
+        let mut u = Unframer::new(2);
+        u.feed(&p, &END, |_| {}).unwrap();
+        assert!(u.ended());
+        assert!(u.feed(&p, &END, |_| {}).is_err());
         // Not an xpra frame at all.
         assert!(matches!(
             Unframer::new(2).feed(&p, b"GET / HTTP/1.1\r\n", |_| {}),

@@ -234,6 +234,21 @@ pub async fn server_handshake(conn: &Conn) -> Result<Option<(u32, Vec<u8>)>, Set
     Ok(Some((session, reader.into_leftover())))
 }
 
+/// A server's wait for the client to leave once the session's data is done: until end of
+/// stream, or a `disconnect` (what xpra's own proxy sends the server when its client
+/// leaves; a server then closes). Other packets are read and dropped.
+/// `leftover`: bytes read before, not yet decoded.
+pub async fn until_disconnect(conn: &Conn, leftover: &[u8]) -> Result<(), SetupError> {
+    let mut reader = PacketReader::new();
+    reader.buf.extend_from_slice(leftover);
+    while let Some(packet) = reader.next(conn).await? {
+        if packet.kind() == Some("disconnect") {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// `n` random passwords (24 hex digits each) from the kernel's generator.
 pub fn random_passwords(n: u32) -> io::Result<Vec<String>> {
     let mut bytes = vec![0u8; n as usize * 12];
