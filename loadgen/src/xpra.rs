@@ -391,5 +391,8 @@ mod tests {
         );
         let c = client_hello(7);
         assert_eq!(c.get("username").and_then(Value::as_str), Some("user7"));
+        let size = frame(vec![Value::str("hello"), c]).len();
+        eprintln!("client hello frame: {size} bytes");
+        assert!(size < 1024, "{size}");
     }
 }
