@@ -122,7 +122,7 @@ async fn serve(ctx: Rc<Ctx>, stream: glommio::net::TcpStream) {
     if let Err(e) = plan.protocol.end_stream(&conn).await {
         return flow::send_failed(&ctx, &conn, id, "backend", &e);
     }
-    // xpra: the upstream ended with a packet; the client's close comes after ours.
+    // xpra: the client closes once it has read our end packet; wait for that.
     if plan.protocol == Protocol::Xpra {
         if let Some(Err(e)) = before(
             plan.hard_deadline_ns,
