@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use glommio::net::TcpListener;
 
-use crate::flow::{self, Dir};
+use crate::cli::{ProfileKind, Protocol};
+use crate::flow::{self, Dir, FlowError};
 use crate::metrics::Sent;
 use crate::net::{before, now_ns, Conn};
 use crate::schedule::Schedule;
@@ -58,11 +59,13 @@ async fn serve(ctx: Rc<Ctx>, stream: glommio::net::TcpStream) {
                 .error("backend set-up", e.to_string())
         }
     };
-    let id = match before(plan.hard_deadline_ns, plan.protocol.backend_open(&conn)).await {
-        Some(Ok(Some(id))) => id,
+    let round_trip = plan.profile.kind == ProfileKind::Handshake;
+    let open = plan.protocol.backend_open(&conn, round_trip);
+    let (id, leftover) = match before(plan.hard_deadline_ns, open).await {
+        Some(Ok(Some(opened))) => opened,
         Some(Ok(None)) => return,
         Some(Err(e)) => {
-            let kind = format!("backend set-up: {}", e.kind());
+            let kind = format!("backend {}", e.reason());
             return ctx
                 .metrics
                 .borrow_mut()
@@ -71,9 +74,23 @@ async fn serve(ctx: Rc<Ctx>, stream: glommio::net::TcpStream) {
         None => return,
     };
     let echo = plan.profile.echo;
+    if plan.profile.kind == ProfileKind::Handshake {
+        // The client closes first, as a client leaving does; it sends nothing more.
+        if let Some(Err(e)) = before(
+            plan.hard_deadline_ns,
+            until_closed(&conn, &leftover, plan.protocol),
+        )
+        .await
+        {
+            record(&ctx, "backend receive", id, &e);
+        }
+        return;
+    }
+    // The backend ends its direction only once upstream has ended: then the client, which
+    // closes first, has everything it sent delivered when it sees that end.
     let sender = async {
         if echo {
-            return;
+            return true;
         }
         let schedule = Schedule::new(
             &plan.profile.down,
@@ -81,28 +98,56 @@ async fn serve(ctx: Rc<Ctx>, stream: glommio::net::TcpStream) {
             plan.end_ns,
             seed(id, Dir::Down),
         );
-        flow::send_or_record(&ctx, &conn, id, Dir::Down, schedule, "backend").await;
+        flow::send_or_record(&ctx, &conn, id, Dir::Down, schedule, "backend", false).await
     };
     let receiver = async {
-        match before(
+        let received = before(
             plan.hard_deadline_ns,
-            flow::receive(&ctx, &conn, id, Dir::Up, echo),
+            flow::receive(&ctx, &conn, id, Dir::Up, echo, leftover),
+        );
+        match received.await {
+            Some(Ok(())) => return true,
+            Some(Err(e)) => record(&ctx, "backend receive", id, &e),
+            None => ctx.metrics.borrow_mut().error(
+                "backend receive: timed out",
+                format!("session {id}: upstream did not end by the deadline"),
+            ),
+        }
+        conn.shutdown_both();
+        false
+    };
+    if futures_lite::future::zip(sender, receiver).await != (true, true) {
+        return;
+    }
+    if let Err(e) = plan.protocol.end_stream(&conn).await {
+        return flow::send_failed(&ctx, &conn, id, "backend", &e);
+    }
+    // xpra: the client closes once it has read our end packet; wait for that.
+    if plan.protocol == Protocol::Xpra {
+        if let Some(Err(e)) = before(
+            plan.hard_deadline_ns,
+            until_closed(&conn, &[], plan.protocol),
         )
         .await
         {
-            Some(Ok(())) => {}
-            Some(Err(e)) => {
-                record(&ctx, "backend receive", id, &e);
-                conn.shutdown_both();
-            }
-            None => {
-                ctx.metrics.borrow_mut().error(
-                    "backend receive: timed out",
-                    format!("session {id}: upstream did not end by the deadline"),
-                );
-                conn.shutdown_both();
-            }
+            record(&ctx, "backend receive", id, &e);
         }
-    };
-    futures_lite::future::zip(sender, receiver).await;
+    }
+}
+
+/// Waits for the client to leave. A raw peer sends nothing more: any byte is an error. An
+/// xpra relay may: xpra's own proxy tells the server `disconnect` when the client leaves.
+async fn until_closed(conn: &Conn, leftover: &[u8], protocol: Protocol) -> Result<(), FlowError> {
+    let after_end =
+        |what: String| FlowError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, what));
+    if protocol == Protocol::Xpra {
+        return crate::xpra::until_disconnect(conn, leftover)
+            .await
+            .map_err(|e| after_end(e.to_string()));
+    }
+    let mut b = [0u8; 64];
+    if leftover.is_empty() && conn.read(&mut b).await? == 0 {
+        return Ok(());
+    }
+    Err(after_end("data after the end of the session".into()))
 }

@@ -26,9 +26,22 @@ pub struct Cli {
     /// Traffic pattern of every session.
     #[arg(long, value_enum, default_value_t = ProfileKind::Desktop)]
     pub profile: ProfileKind,
-    /// How a session is set up on the wire (only `raw` exists today).
+    /// How a session is set up on the wire, and how its messages are framed.
     #[arg(long, value_enum, default_value_t = Protocol::Raw)]
     pub protocol: Protocol,
+    /// handshake profile: stop after this many handshakes in all (the run also stops at
+    /// --duration).
+    #[arg(long)]
+    pub max_handshakes: Option<u64>,
+    /// xpra with --target: the multifile (user|password|uid|gid|tcp://BACKEND/||) the relay
+    /// authenticates user0..userN-1 with. An existing file is read for the passwords; a
+    /// missing one is written (mode 0600, pointing at --backend-listen) and loadgen exits,
+    /// so the relay can be started with it before the run.
+    #[arg(long, requires = "target")]
+    pub xpra_users: Option<PathBuf>,
+    /// Internal (tests): xpra clients answer the challenge with a wrong password.
+    #[arg(long, hide = true)]
+    pub xpra_wrong_password: bool,
     /// Load-generator executors (glommio, unpinned); default: the number of CPUs.
     #[arg(long)]
     pub workers: Option<usize>,
@@ -130,6 +143,9 @@ pub enum ProfileKind {
     Echo,
     /// Sustained streams of large messages both ways.
     Bulk,
+    /// No traffic: every session connects, completes the protocol's handshake, closes, and
+    /// starts over until --duration (or --max-handshakes); measures handshakes per second.
+    Handshake,
 }
 
 /// Session set-up on the wire.
@@ -137,6 +153,9 @@ pub enum ProfileKind {
 pub enum Protocol {
     /// Plain TCP: the first message names the session.
     Raw,
+    /// xpra: hello (user<N>), challenge-response authentication through the relay, the
+    /// server's hello; then every message travels inside xpra frames (loadgen/README.md).
+    Xpra,
 }
 
 fn parse_range(s: &str) -> Result<(u32, u32), String> {

@@ -73,10 +73,15 @@ impl Decoder {
 
     /// At end of stream: an error if it ended inside a message.
     pub fn finish(&self) -> Result<(), WireError> {
-        if self.hdr_fill != 0 || self.current.is_some() {
+        if !self.at_boundary() {
             return Err(WireError::Truncated);
         }
         Ok(())
+    }
+
+    /// True between messages (no header or payload half read).
+    pub fn at_boundary(&self) -> bool {
+        self.hdr_fill == 0 && self.current.is_none()
     }
 
     fn check(&mut self, h: Header) -> Result<Header, WireError> {

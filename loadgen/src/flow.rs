@@ -3,14 +3,14 @@
 
 use std::io;
 
-use crate::decode::Decoder;
 use crate::metrics::Sent;
 use crate::net::{now_ns, sleep_until, Conn};
 use crate::schedule::Schedule;
 use crate::wire::{Header, Kind, WireError, HEADER_LEN};
 use crate::worker::Ctx;
 
-/// Payloads up to this size are written together with their header (one segment).
+/// Scratch room of a sender: a header and a coalesced payload (see
+/// [`crate::protocol`]'s `write_message`).
 const COALESCE: usize = 16 * 1024;
 /// Read buffer of a receiver.
 const READ_BUF: usize = 64 * 1024;
@@ -41,13 +41,14 @@ impl FlowError {
             FlowError::Wire(WireError::Corrupt { .. }) => "corrupt payload".into(),
             FlowError::Wire(WireError::OutOfOrder { .. }) => "sequence gap".into(),
             FlowError::Wire(WireError::Truncated) => "truncated message".into(),
+            FlowError::Wire(WireError::Framing(_)) => "bad xpra frame".into(),
             FlowError::Wire(_) => "bad header".into(),
         }
     }
 }
 
-/// Sends `schedule` on `conn` (each message at its due time, or at once when late), then
-/// sends FIN.
+/// Sends `schedule` on `conn`, each message at its due time, or at once when late. The
+/// caller ends the direction ([`crate::protocol`]'s `end_stream`).
 pub async fn send(
     ctx: &Ctx,
     conn: &Conn,
@@ -56,7 +57,7 @@ pub async fn send(
     schedule: Schedule,
 ) -> io::Result<()> {
     let plan = &ctx.plan;
-    let mut buf = Vec::with_capacity(HEADER_LEN + COALESCE);
+    let mut buf = Vec::with_capacity(HEADER_LEN + 64 + COALESCE);
     for (seq, (due_ns, len)) in schedule.enumerate() {
         sleep_until(due_ns).await;
         let h = Header {
@@ -67,15 +68,9 @@ pub async fn send(
             due_ns,
         };
         let payload = plan.pattern.payload(session, h.seq, len as usize);
-        buf.clear();
-        buf.extend_from_slice(&h.encode());
-        if payload.len() <= COALESCE {
-            buf.extend_from_slice(payload);
-            conn.write_all(&buf).await?;
-        } else {
-            conn.write_all(&buf).await?;
-            conn.write_all(payload).await?;
-        }
+        plan.protocol
+            .write_message(conn, &h, payload, &mut buf)
+            .await?;
         let (msgs, bytes) = match dir {
             Dir::Up => (&plan.sent.up_messages, &plan.sent.up_bytes),
             Dir::Down => (&plan.sent.down_messages, &plan.sent.down_bytes),
@@ -83,12 +78,12 @@ pub async fn send(
         Sent::add(msgs, 1);
         Sent::add(bytes, HEADER_LEN as u64 + len as u64);
     }
-    conn.shutdown_write();
     Ok(())
 }
 
-/// [`send`] for one side of a session (`side`: "client" or "backend"): a failure is counted
-/// under "`side` send: io: kind" and ends the whole connection, so the other half stops too.
+/// [`send`] for one side of a session (`side`: "client" or "backend"), then, with
+/// `end`, the end of the direction: a failure is counted under "`side` send: io: kind" and
+/// ends the whole connection, so the other half stops too. True when all went out.
 pub async fn send_or_record(
     ctx: &Ctx,
     conn: &Conn,
@@ -96,37 +91,58 @@ pub async fn send_or_record(
     dir: Dir,
     schedule: Schedule,
     side: &str,
-) {
-    if let Err(e) = send(ctx, conn, session, dir, schedule).await {
-        ctx.metrics.borrow_mut().error(
-            &format!("{side} send: io: {}", e.kind()),
-            format!("session {session}: {e}"),
-        );
-        conn.shutdown_both();
+    end: bool,
+) -> bool {
+    let mut r = send(ctx, conn, session, dir, schedule).await;
+    if r.is_ok() && end {
+        r = ctx.plan.protocol.end_stream(conn).await;
+    }
+    match r {
+        Ok(()) => true,
+        Err(e) => {
+            send_failed(ctx, conn, session, side, &e);
+            false
+        }
     }
 }
 
-/// Reads `conn` to its end, verifying every message of `session` and recording its latency
-/// (arrival - due) under `dir`. With `echo`, writes each verified message back on `conn`
-/// (the backend of the echo profile) and sends FIN at the end.
+/// Counts a failed send of `side` and ends the whole connection.
+pub fn send_failed(ctx: &Ctx, conn: &Conn, session: u32, side: &str, e: &io::Error) {
+    ctx.metrics.borrow_mut().error(
+        &format!("{side} send: io: {}", e.kind()),
+        format!("session {session}: {e}"),
+    );
+    conn.shutdown_both();
+}
+
+/// Reads `conn` to its end (end of stream, or xpra's end packet), verifying every message
+/// of `session` and recording its latency (arrival - due) under `dir`; `leftover` (bytes
+/// the set-up read past its end) comes first. With `echo`, writes each verified message
+/// back on `conn` (the backend of the echo profile; its caller ends that direction).
 pub async fn receive(
     ctx: &Ctx,
     conn: &Conn,
     session: u32,
     dir: Dir,
     echo: bool,
+    leftover: Vec<u8>,
 ) -> Result<(), FlowError> {
     let plan = &ctx.plan;
-    let mut decoder = Decoder::new(session);
-    let mut buf = vec![0u8; READ_BUF];
+    let mut decoder = plan.protocol.decoder(session);
+    let mut buf = vec![0u8; READ_BUF.max(leftover.len())];
+    let mut pending = leftover.len();
+    buf[..pending].copy_from_slice(&leftover);
+    drop(leftover);
     let mut done: Vec<Header> = Vec::new();
+    let mut out = Vec::new();
     loop {
-        let n = conn.read(&mut buf).await?;
+        let n = if pending > 0 {
+            std::mem::take(&mut pending)
+        } else {
+            conn.read(&mut buf).await?
+        };
         if n == 0 {
             decoder.finish()?;
-            if echo {
-                conn.shutdown_write();
-            }
             return Ok(());
         }
         let now = now_ns();
@@ -147,11 +163,16 @@ pub async fn receive(
             })?;
         }
         for h in done.drain(..) {
-            let mut out = h.encode().to_vec();
-            out.extend_from_slice(plan.pattern.payload(session, h.seq, h.len as usize));
-            conn.write_all(&out).await?;
+            let payload = plan.pattern.payload(session, h.seq, h.len as usize);
+            plan.protocol
+                .write_message(conn, &h, payload, &mut out)
+                .await?;
             Sent::add(&plan.sent.down_messages, 1);
-            Sent::add(&plan.sent.down_bytes, out.len() as u64);
+            Sent::add(&plan.sent.down_bytes, HEADER_LEN as u64 + h.len as u64);
+        }
+        if decoder.ended() {
+            decoder.finish()?;
+            return Ok(());
         }
     }
 }
@@ -184,6 +205,8 @@ mod tests {
             pattern: Pattern::new(),
             sent: Sent::default(),
             sessions: 1,
+            passwords: Vec::new(),
+            max_handshakes: u64::MAX,
             ramp: 1.0,
             connect_to: "127.0.0.1:9".parse().unwrap(),
             connect_timeout: Duration::from_secs(1),
@@ -233,10 +256,14 @@ mod tests {
                 };
                 let start = now_ns();
                 let schedule = Schedule::aligned(&[spec], start, start + 2000 * MS);
-                let sender = send(&ctx, &sender_conn, 0, Dir::Up, schedule);
+                let sender = async {
+                    let sent = send(&ctx, &sender_conn, 0, Dir::Up, schedule).await;
+                    sender_conn.shutdown_write();
+                    sent
+                };
                 let receiver = async {
                     glommio::timer::sleep(Duration::from_secs(1)).await;
-                    receive(&ctx, &receiver_conn, 0, Dir::Up, false).await
+                    receive(&ctx, &receiver_conn, 0, Dir::Up, false, Vec::new()).await
                 };
                 let (sent, received) = futures_lite::future::zip(sender, receiver).await;
                 sent.unwrap();

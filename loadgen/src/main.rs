@@ -6,7 +6,8 @@
 //! - [`run`]: the run itself; [`relay_child`]: the deskrelay it starts (a child process of
 //!   this build); [`worker`]: the glommio executors, each with client sessions
 //!   ([`session`]) and simulated backends ([`backend`]) sending and verifying ([`flow`]) the
-//!   framed messages of [`wire`] / [`decode`] after the set-up of [`protocol`];
+//!   framed messages of [`wire`] / [`decode`] after the set-up of [`protocol`] (for xpra:
+//!   the handshake of [`xpra`], the frames of [`xframe`]);
 //! - [`metrics`], [`report`], [`hgrm`], [`plot`], [`progress`]: what comes out;
 //!   [`sys`]: what /proc says.
 
@@ -29,6 +30,8 @@ mod session;
 mod sys;
 mod wire;
 mod worker;
+mod xframe;
+mod xpra;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -61,6 +64,16 @@ fn main() -> ExitCode {
 
 /// A run: prints the report, writes the files asked for; exit 1 unless it was clean.
 fn run_and_report(cli: &Cli) -> Result<ExitCode> {
+    if let Some(path) = run::write_missing_users(cli)? {
+        eprintln!(
+            "loadgen: wrote {} (user0..user{}, mode 0600); start the relay with it, e.g. \
+             `deskrelay proxy --auth multifile:{}`, then run loadgen again",
+            path.display(),
+            cli.sessions - 1,
+            path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let report = run::run(cli)?;
     print!("{}", report.text());
     if let Some(path) = &cli.json {

@@ -127,6 +127,8 @@ pub struct Sent {
     pub clients_done: AtomicU64,
     /// Backend connections currently being served.
     pub backends_open: AtomicU64,
+    /// handshake profile: handshakes started.
+    pub handshakes: AtomicU64,
 }
 
 impl Sent {

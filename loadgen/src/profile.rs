@@ -50,6 +50,12 @@ impl Profile {
                     echo: true,
                 }
             }
+            ProfileKind::Handshake => Self {
+                kind: cli.profile,
+                up: vec![],
+                down: vec![],
+                echo: false,
+            },
             ProfileKind::Bulk => {
                 let size = cli.size.unwrap_or(64 * 1024);
                 let s = spec(cli.rate.unwrap_or(50.0), (size, size));

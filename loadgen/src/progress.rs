@@ -63,13 +63,21 @@ fn show(plan: &Plan, relay_pid: Option<u32>, stop: &AtomicBool) -> u64 {
         }
         let s = &plan.sent;
         let elapsed_ms = now_ns().saturating_sub(plan.start_ns) / 1_000_000;
-        let msg = format!(
-            "{} sessions open, {} done; sent up {} msgs, down {} msgs",
-            Sent::get(&s.backends_open),
-            Sent::get(&s.clients_done),
-            Sent::get(&s.up_messages),
-            Sent::get(&s.down_messages),
-        );
+        let msg = if plan.profile.kind == crate::cli::ProfileKind::Handshake {
+            format!(
+                "{} handshakes started, {} sessions done",
+                Sent::get(&s.handshakes),
+                Sent::get(&s.clients_done),
+            )
+        } else {
+            format!(
+                "{} sessions open, {} done; sent up {} msgs, down {} msgs",
+                Sent::get(&s.backends_open),
+                Sent::get(&s.clients_done),
+                Sent::get(&s.up_messages),
+                Sent::get(&s.down_messages),
+            )
+        };
         match &bar {
             Some(bar) => {
                 bar.set_position(elapsed_ms.min(total_ms));

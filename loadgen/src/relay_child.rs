@@ -23,8 +23,14 @@ pub struct RelayChild {
 }
 
 impl RelayChild {
-    /// Starts `deskrelay proxy` on a free loopback port, forwarding to `forward`.
-    pub fn start(forward: SocketAddr, shards: Option<usize>, data_path: &str) -> Result<Self> {
+    /// Starts `deskrelay proxy` on a free loopback port, forwarding to `forward`, with
+    /// `extra` arguments (`--auth multifile:PATH` for xpra).
+    pub fn start(
+        forward: SocketAddr,
+        shards: Option<usize>,
+        data_path: &str,
+        extra: &[String],
+    ) -> Result<Self> {
         let exe = std::env::current_exe().context("cannot find loadgen's own executable")?;
         let mut cmd = Command::new(exe);
         cmd.args(["relay", "--", "proxy", "--bind", "127.0.0.1:0", "--forward"])
@@ -33,6 +39,7 @@ impl RelayChild {
         if let Some(n) = shards {
             cmd.args(["--shards", &n.to_string()]);
         }
+        cmd.args(extra);
         let log = std::env::var("DESKRELAY_LOG").unwrap_or_else(|_| "warn".into());
         cmd.env("DESKRELAY_LOG", log)
             .stdin(Stdio::null())

@@ -13,6 +13,7 @@ pub struct Report {
     pub schema: u32,
     pub config: RunConfig,
     pub sessions: Sessions,
+    pub handshakes: Handshakes,
     pub upstream: Direction,
     pub downstream: Direction,
     pub errors: Errors,
@@ -39,6 +40,8 @@ pub struct RunConfig {
     pub duration_s: f64,
     /// Wall time from the first connect to the end of the last session.
     pub elapsed_s: f64,
+    /// `--max-handshakes` (handshake profile), null when not given.
+    pub max_handshakes: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -50,6 +53,20 @@ pub struct Sessions {
     pub connect_us: Percentiles,
     /// The protocol's set-up after connect (raw: the hello write).
     pub handshake_us: Percentiles,
+}
+
+/// Protocol handshakes (connect excluded): the point of the handshake profile, where every
+/// session opens and closes connections over and over; elsewhere one per session.
+#[derive(Debug, Serialize)]
+pub struct Handshakes {
+    /// Set-ups completed (equal to `sessions.opened`).
+    pub completed: u64,
+    /// Set-ups that failed (equal to `sessions.failed`).
+    pub failed: u64,
+    /// completed / elapsed_s.
+    pub per_sec: f64,
+    /// completed / relay CPU seconds (all its threads), when the relay is measured.
+    pub per_relay_cpu_s: Option<f64>,
 }
 
 /// One direction: what receivers verified (latency = arrival - due time).
@@ -208,6 +225,18 @@ impl Report {
         }
         let _ = writeln!(s, "  connect    {}", ss.connect_us.line());
         let _ = writeln!(s, "  handshake  {}", ss.handshake_us.line());
+        if c.profile == "handshake" || c.protocol != "raw" {
+            let h = &self.handshakes;
+            let _ = writeln!(
+                s,
+                "  handshakes {} completed, {} failed, {:.0}/s, {} per relay CPU-second",
+                h.completed,
+                h.failed,
+                h.per_sec,
+                h.per_relay_cpu_s
+                    .map_or("n/a".to_string(), |v| format!("{v:.0}"))
+            );
+        }
         for (name, d) in [
             ("upstream", &self.upstream),
             ("downstream", &self.downstream),

@@ -8,18 +8,20 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::Cli;
+use crate::cli::{Cli, ProfileKind, Protocol};
 use crate::metrics::{Metrics, Sent};
 use crate::net::now_ns;
 use crate::profile::Profile;
 use crate::progress::Progress;
 use crate::relay_child::RelayChild;
 use crate::report::{
-    Direction, Errors, Percentiles, Point, RelayUsage, Report, Resources, RunConfig, Sessions,
+    Direction, Errors, Handshakes, Percentiles, Point, RelayUsage, Report, Resources, RunConfig,
+    Sessions,
 };
 use crate::sys;
 use crate::wire::Pattern;
 use crate::worker::{self, Plan};
+use crate::xpra;
 
 /// Descriptors beyond two per session: rings, eventfds, listeners, stdio.
 const SPARE_FDS: u64 = 1024;
@@ -44,6 +46,12 @@ pub fn run(cli: &Cli) -> Result<Report> {
             bail!("{addr} is not a loopback address; loadgen sends traffic to loopback only");
         }
     }
+    if cli.protocol != Protocol::Xpra && (cli.xpra_users.is_some() || cli.xpra_wrong_password) {
+        bail!("--xpra-users is for --protocol xpra");
+    }
+    if cli.max_handshakes.is_some() && cli.profile != ProfileKind::Handshake {
+        bail!("--max-handshakes is for --profile handshake");
+    }
     sys::raise_nofile(cli.sessions as u64 * 2 + SPARE_FDS)?;
 
     let backend_at = cli
@@ -53,13 +61,39 @@ pub fn run(cli: &Cli) -> Result<Report> {
         .with_context(|| format!("cannot listen for backend connections on {backend_at}"))?;
     let backend = listener.local_addr()?;
 
+    // xpra users: the relay child's come from a multifile loadgen writes; an external
+    // relay's from --xpra-users. Without a relay nobody asks.
+    let mut users_file = None;
+    let mut relay_args = Vec::new();
+    let mut passwords = Vec::new();
+    if cli.protocol == Protocol::Xpra && !cli.direct {
+        if let Some(path) = &cli.xpra_users {
+            passwords = xpra::read_multifile(path, cli.sessions, backend)?;
+        } else if cli.target.is_none() {
+            passwords = xpra::random_passwords(cli.sessions)
+                .context("cannot draw passwords for the xpra users")?;
+            let file = xpra::TempMultifile::write(&xpra::multifile_text(&passwords, backend))
+                .context("cannot write the relay's multifile")?;
+            relay_args = vec![
+                "--auth".into(),
+                format!("multifile:{}", file.path.display()),
+            ];
+            users_file = Some(file);
+        }
+    }
+    let mut passwords: Vec<Vec<u8>> = passwords.into_iter().map(String::into_bytes).collect();
+    if cli.xpra_wrong_password {
+        passwords.iter_mut().for_each(|p| p.push(b'!'));
+    }
+
     let mut child = None;
     let (mode, connect_to, relay_pid) = if cli.direct {
         ("direct", backend, None)
     } else if let Some(target) = cli.target {
         ("external", target, cli.relay_pid)
     } else {
-        let relay = RelayChild::start(backend, cli.relay_shards, &cli.relay_data_path)?;
+        let relay =
+            RelayChild::start(backend, cli.relay_shards, &cli.relay_data_path, &relay_args)?;
         let at = (relay.addr, relay.pid());
         child = Some(relay);
         ("child", at.0, Some(at.1))
@@ -86,6 +120,8 @@ pub fn run(cli: &Cli) -> Result<Report> {
         pattern: Pattern::new(),
         sent: Sent::default(),
         sessions: cli.sessions,
+        passwords,
+        max_handshakes: cli.max_handshakes.unwrap_or(u64::MAX),
         ramp: cli.ramp,
         connect_to,
         connect_timeout,
@@ -100,6 +136,11 @@ pub fn run(cli: &Cli) -> Result<Report> {
     let peak_sampled = progress.finish();
     let metrics = metrics?;
 
+    // A handshake-profile session opens many connections, `--sessions` at a time.
+    let concurrent = match cli.profile {
+        ProfileKind::Handshake => cli.sessions as u64,
+        _ => metrics.opened,
+    };
     let relay = relay_pid.zip(before).and_then(|(pid, before)| {
         let after = sys::tree_usage(pid)?;
         let peak = peak_sampled
@@ -111,7 +152,7 @@ pub fn run(cli: &Cli) -> Result<Report> {
             rss_before_bytes: before.rss_bytes,
             peak_rss_bytes: peak,
             rss_per_session_bytes: peak.saturating_sub(before.rss_bytes) as f64
-                / metrics.opened.max(1) as f64,
+                / concurrent.max(1) as f64,
         })
     });
     let mut relay_failure = None;
@@ -120,6 +161,7 @@ pub fn run(cli: &Cli) -> Result<Report> {
             relay_failure = Some(e.to_string());
         }
     }
+    drop(users_file);
 
     let resources = Resources {
         loadgen_cpu_s: sys::process_cpu().zip(cpu_before).map(|(a, b)| a - b),
@@ -140,6 +182,7 @@ pub fn run(cli: &Cli) -> Result<Report> {
         ramp_per_sec: cli.ramp,
         duration_s: cli.duration,
         elapsed_s,
+        max_handshakes: cli.max_handshakes,
     };
     Ok(build_report(
         config,
@@ -205,6 +248,16 @@ pub fn build_report(
         *by_kind.entry("relay process".into()).or_default() += 1;
         samples.push(reason);
     }
+    let handshakes = Handshakes {
+        completed: m.opened,
+        failed: m.failed.values().sum(),
+        per_sec: m.opened as f64 / elapsed,
+        per_relay_cpu_s: resources
+            .relay
+            .as_ref()
+            .filter(|r| r.cpu_s > 0.0)
+            .map(|r| m.opened as f64 / r.cpu_s),
+    };
     Report {
         schema: 1,
         config,
@@ -215,6 +268,7 @@ pub fn build_report(
             connect_us: Percentiles::of(&m.connect),
             handshake_us: Percentiles::of(&m.handshake),
         },
+        handshakes,
         upstream,
         downstream,
         errors: Errors {
@@ -224,4 +278,20 @@ pub fn build_report(
         },
         resources,
     }
+}
+
+/// `--xpra-users PATH` naming no file yet: writes one for user0..user`sessions`-1 with
+/// fresh passwords, pointing at `--backend-listen`, so the external relay can be started
+/// with it before the run. Returns the path written, or None when there is nothing to do.
+pub fn write_missing_users(cli: &Cli) -> Result<Option<std::path::PathBuf>> {
+    let Some(path) = cli.xpra_users.as_ref().filter(|p| !p.exists()) else {
+        return Ok(None);
+    };
+    let Some(backend) = cli.backend_listen else {
+        bail!("--xpra-users needs --backend-listen: the users' sessions point at the backends");
+    };
+    let passwords = xpra::random_passwords(cli.sessions)?;
+    xpra::write_private(path, &xpra::multifile_text(&passwords, backend))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(Some(path.clone()))
 }

@@ -51,6 +51,8 @@ pub enum WireError {
     Corrupt { seq: u64, at: usize },
     #[error("connection closed inside a message")]
     Truncated,
+    #[error("xpra framing: {0}")]
+    Framing(&'static str),
 }
 
 impl Header {

@@ -31,6 +31,10 @@ pub struct Plan {
     pub pattern: Pattern,
     pub sent: Sent,
     pub sessions: u32,
+    /// xpra: the password of each user (index = session), empty when there is none to give.
+    pub passwords: Vec<Vec<u8>>,
+    /// handshake profile: handshakes started in all stop at this count.
+    pub max_handshakes: u64,
     /// Sessions opened per second.
     pub ramp: f64,
     /// Where clients connect (the relay, or the backends with `--direct`).
@@ -42,6 +46,13 @@ pub struct Plan {
     pub end_ns: u64,
     /// Directions still open at this time are abandoned and counted as errors.
     pub hard_deadline_ns: u64,
+}
+
+impl Plan {
+    /// The password session `id` answers a challenge with.
+    pub fn password(&self, id: u32) -> Option<&[u8]> {
+        self.passwords.get(id as usize).map(Vec::as_slice)
+    }
 }
 
 /// One worker's view: the shared plan and its own metrics.

@@ -67,6 +67,11 @@ fn assert_schema(r: &Value) {
     };
     percentiles(&r["sessions"]["connect_us"], "connect_us");
     percentiles(&r["sessions"]["handshake_us"], "handshake_us");
+    for key in ["completed", "failed", "per_sec"] {
+        number(&r["handshakes"][key], &format!("handshakes.{key}"));
+    }
+    let per_cpu = &r["handshakes"]["per_relay_cpu_s"];
+    assert!(per_cpu.is_number() || per_cpu.is_null(), "{per_cpu}");
     for dir in ["upstream", "downstream"] {
         let d = &r[dir];
         for key in [
@@ -281,6 +286,11 @@ fn non_loopback_targets_are_refused() {
 
 /// A deskrelay (loadgen's own relay mode) forwarding to `backend`: (child, its address).
 fn start_relay(backend: SocketAddr) -> (Child, SocketAddr) {
+    start_relay_with(&["--forward", &backend.to_string()])
+}
+
+/// A one-shard deskrelay with `args`: (child, its address).
+fn start_relay_with(args: &[&str]) -> (Child, SocketAddr) {
     use std::io::{BufRead, BufReader};
     let mut child = loadgen()
         .args([
@@ -291,9 +301,8 @@ fn start_relay(backend: SocketAddr) -> (Child, SocketAddr) {
             "127.0.0.1:0",
             "--shards",
             "1",
-            "--forward",
         ])
-        .arg(backend.to_string())
+        .args(args)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -313,4 +322,211 @@ fn start_relay(backend: SocketAddr) -> (Child, SocketAddr) {
 fn signal(child: &Child, sig: libc::c_int) {
     // SAFETY: kill(2) on a child we have not reaped.
     assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
+}
+
+fn run_json(args: &[&str], json: &PathBuf) -> (Output, Value) {
+    let out = loadgen()
+        .args(args)
+        .arg("--json")
+        .arg(json)
+        .output()
+        .unwrap();
+    let r = report(json, &out);
+    (out, r)
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Through the relay child as an xpra proxy: every session authenticates (a multifile
+/// loadgen wrote), gets its server's hello, and then every byte arrives intact inside xpra
+/// frames, the large ones as chunks.
+#[test]
+fn twenty_xpra_sessions_authenticate_through_deskrelay_and_arrive_intact() {
+    let dir = scratch("xpra");
+    let json = dir.join("r.json");
+    let (out, r) = run_json(
+        &[
+            "--protocol",
+            "xpra",
+            "--sessions",
+            "20",
+            "--duration",
+            "2",
+            "--relay-shards",
+            "2",
+            "--frame-every",
+            "0.5",
+        ],
+        &json,
+    );
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert_schema(&r);
+    assert_clean(&r, 20);
+    assert_eq!(r["config"]["protocol"], "xpra");
+    assert_eq!(r["config"]["mode"], "child");
+    let hs = &r["sessions"]["handshake_us"];
+    assert_eq!(hs["count"], 20);
+    assert!(hs["p50"].as_f64().unwrap() > 0.0 && hs["p99"].as_f64().unwrap() > 0.0);
+    assert_eq!(r["handshakes"]["completed"], 20);
+    assert_eq!(r["handshakes"]["failed"], 0);
+    // 20 sessions x ~1 frame of at least 64 KiB every 0.5 s: chunk frames went through.
+    assert!(r["downstream"]["bytes"].as_u64().unwrap() > 20 * 3 * 65536);
+    assert!(stdout(&out).contains("handshakes 20 completed, 0 failed"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_wrong_xpra_password_fails_every_session_as_authentication_failed() {
+    let dir = scratch("xpra-wrong");
+    let json = dir.join("r.json");
+    let (out, r) = run_json(
+        &[
+            "--protocol",
+            "xpra",
+            "--sessions",
+            "5",
+            "--duration",
+            "1",
+            "--xpra-wrong-password",
+        ],
+        &json,
+    );
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert_eq!(r["sessions"]["opened"], 0);
+    assert_eq!(r["sessions"]["failed"], 5);
+    assert_eq!(
+        r["sessions"]["failed_reasons"],
+        serde_json::json!({ "authentication failed": 5 })
+    );
+    assert_eq!(r["handshakes"]["failed"], 5);
+    assert!(stdout(&out).contains("failed: authentication failed x5"));
+    assert!(stdout(&out).contains("result     FAILED"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The handshake profile: sessions connect, authenticate and close over and over; the
+/// rate is positive, every handshake has a latency sample, and --max-handshakes ends the
+/// run at exactly that count, long before --duration. The raw protocol's hello round trip
+/// (the L4 baseline) runs too.
+#[test]
+fn the_xpra_handshake_profile_reports_a_positive_rate_within_its_bounds() {
+    let dir = scratch("xpra-handshake");
+    let json = dir.join("r.json");
+    let base = [
+        "--protocol",
+        "xpra",
+        "--profile",
+        "handshake",
+        "--sessions",
+        "10",
+        "--relay-shards",
+        "1",
+    ];
+    let (out, r) = run_json(&[&base[..], &["--duration", "1"]].concat(), &json);
+    assert!(out.status.success(), "{}", stdout(&out));
+    let done = r["handshakes"]["completed"].as_u64().unwrap();
+    assert!(done > 10, "only {done} handshakes");
+    assert_eq!(r["sessions"]["opened"], done);
+    assert_eq!(r["sessions"]["handshake_us"]["count"], done);
+    assert_eq!(r["errors"]["total"], 0, "{:#}", r["errors"]);
+    assert!(r["handshakes"]["per_sec"].as_f64().unwrap() > 0.0);
+    assert!(r["handshakes"]["per_relay_cpu_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(r["config"]["profile"], "handshake");
+
+    let (out, r) = run_json(
+        &[&base[..], &["--duration", "30", "--max-handshakes", "50"]].concat(),
+        &json,
+    );
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert_eq!(r["handshakes"]["completed"], 50);
+    assert_eq!(r["config"]["max_handshakes"], 50);
+    assert!(r["config"]["elapsed_s"].as_f64().unwrap() < 15.0);
+
+    // The L4 baseline: raw hellos there and back through the plain relay.
+    let raw = [
+        "--profile",
+        "handshake",
+        "--sessions",
+        "10",
+        "--duration",
+        "1",
+    ];
+    let (out, r) = run_json(&raw, &json);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(r["handshakes"]["completed"].as_u64().unwrap() > 10);
+    assert_eq!(r["config"]["protocol"], "raw");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An external xpra relay: `--xpra-users` first writes the multifile (and stops), the relay
+/// starts with it, and the run then reads the passwords from it. `--direct` needs no relay
+/// and no password: the backend answers the first hello.
+#[test]
+fn xpra_users_file_drives_an_external_relay_and_direct_needs_none() {
+    let dir = scratch("xpra-external");
+    let users = dir.join("users");
+    let backend = free_port().to_string();
+    let common = ["--protocol", "xpra", "--sessions", "10", "--duration", "1"];
+    let out = loadgen()
+        .args(common)
+        .args(["--target", "127.0.0.1:9", "--backend-listen", &backend])
+        .arg("--xpra-users")
+        .arg(&users)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&users).unwrap();
+    assert_eq!(text.lines().count(), 10);
+    assert!(
+        text.contains(&format!("|1000|1000|tcp://{backend}/||")),
+        "{text}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&users).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let auth = format!("multifile:{}", users.display());
+    let mut relay = start_relay_with(&["--auth", &auth]);
+    let json = dir.join("r.json");
+    let (out, r) = run_json(
+        &[
+            &common[..],
+            &[
+                "--target",
+                &relay.1.to_string(),
+                "--backend-listen",
+                &backend,
+                "--relay-pid",
+                &relay.0.id().to_string(),
+                "--xpra-users",
+                users.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+        &json,
+    );
+    relay.0.kill().unwrap();
+    relay.0.wait().unwrap();
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert_clean(&r, 10);
+    assert_eq!(r["config"]["mode"], "external");
+
+    let (out, r) = run_json(
+        &[
+            &common[..],
+            &["--direct", "--profile", "bulk", "--size", "100000"],
+        ]
+        .concat(),
+        &json,
+    );
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert_clean(&r, 10);
+    assert_eq!(r["sessions"]["handshake_us"]["count"], 10);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
