@@ -9,6 +9,7 @@ use super::handshake::{hello_caps, reason, Admitted};
 use super::reader::{PacketReader, ReadError};
 use super::{Refusal, XpraDoor};
 use crate::engine::runtime::{connect, connect_unix, Conn};
+use crate::relay::buffer_pool::BufferPool;
 use crate::xpra::auth::{answer, SessionTarget, Transport};
 use crate::xpra::header::Compression;
 use crate::xpra::packet::{encode_frame, Packet};
@@ -28,7 +29,8 @@ pub async fn join(
     door: &XpraDoor,
     shard: usize,
     client: &Conn,
-    admitted: &Admitted,
+    admitted: &mut Admitted,
+    pool: &BufferPool,
 ) -> Result<Joined, Refusal> {
     let enc = admitted.encoding;
     let fail = |detail: String| Refusal::new(reason::SERVER_ERROR, &detail, enc);
@@ -61,31 +63,42 @@ pub async fn join(
     let connect_ms = started.elapsed().as_secs_f64() * 1e3;
 
     let username = uri_user.as_deref().or(admitted.username.as_deref());
-    let mut hello = hello_for_backend(&admitted.caps, username, &admitted.session_options);
-    send(&backend, hello.clone(), enc).await?;
+    let info_request = super::info::is_info_request(&admitted.caps);
+    let info_namespace = admitted
+        .caps
+        .get("info-namespace")
+        .is_some_and(Value::is_true);
+    // The client's capabilities are not needed past this point: moved, not copied.
+    let caps = std::mem::replace(&mut admitted.caps, Value::None);
+    let mut hello = hello_for_backend(caps, username, &admitted.session_options);
+    send(&backend, &mut hello, enc).await?;
 
     let deadline = Instant::now() + door.connect_timeout + Duration::from_secs(30);
     let mut reader = PacketReader::new(door.limits());
     let mut answered = false;
     loop {
-        let got = reader.next(&backend, deadline).await.map_err(|e| match e {
-            ReadError::Timeout => fail("the session did not answer in time".into()),
-            other => fail(format!("the session closed the connection: {other}")),
-        })?;
-        match got.packet.items.first().and_then(Value::as_str) {
+        let got = reader
+            .next(&backend, deadline, pool)
+            .await
+            .map_err(|e| match e {
+                ReadError::Timeout => fail("the session did not answer in time".into()),
+                other => fail(format!("the session closed the connection: {other}")),
+            })?;
+        let kind = got.packet.kind().map(str::to_owned);
+        match kind.as_deref() {
             Some("hello") => {
-                let caps = hello_caps(&got.packet)
-                    .ok_or_else(|| fail("invalid hello from the session".into()))?;
-                let mut to_client = hello_for_client(&caps);
-                if super::info::is_info_request(&admitted.caps) {
-                    super::info::augment_hello(&mut to_client, &admitted.caps, shard, connect_ms);
-                }
-                // Re-encoded as the backend sent it: its encoder and its compressor.
                 let compression = got
                     .frames
                     .last()
                     .and_then(|f| f.header.compression().ok())
                     .unwrap_or(Compression::None);
+                let caps = hello_caps(got.packet)
+                    .ok_or_else(|| fail("invalid hello from the session".into()))?;
+                let mut to_client = hello_for_client(caps);
+                if info_request {
+                    super::info::augment_hello(&mut to_client, info_namespace, shard, connect_ms);
+                }
+                // Re-encoded as the backend sent it: its encoder and its compressor.
                 let frame = encode_frame(
                     &Packet {
                         items: vec![Value::str("hello"), to_client],
@@ -118,7 +131,7 @@ pub async fn join(
                 answer(&got.packet.items, password.expose(), transport)
                     .map_err(|e| fail(format!("cannot answer the session's challenge: {e}")))?
                     .apply(&mut hello);
-                send(&backend, hello.clone(), enc).await?;
+                send(&backend, &mut hello, enc).await?;
                 answered = true;
             }
             Some("disconnect") => {
@@ -142,19 +155,23 @@ pub async fn join(
     }
 }
 
+/// Sends `hello` and leaves it in place (it may be sent again with a challenge answer).
 async fn send(
     backend: &Conn,
-    hello: Value,
+    hello: &mut Value,
     enc: crate::xpra::header::Encoding,
 ) -> Result<(), Refusal> {
-    let frame = encode_frame(
-        &Packet {
-            items: vec![Value::str("hello"), hello],
-        },
-        enc,
-        Compression::None,
-    )
-    .map_err(|e| {
+    let packet = Packet::new(vec![
+        Value::str("hello"),
+        std::mem::replace(hello, Value::None),
+    ]);
+    let frame = encode_frame(&packet, enc, Compression::None);
+    *hello = packet
+        .items
+        .into_iter()
+        .nth(1)
+        .expect("the hello put there");
+    let frame = frame.map_err(|e| {
         Refusal::new(
             reason::SERVER_ERROR,
             &format!("cannot encode the hello: {e}"),

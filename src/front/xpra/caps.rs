@@ -28,11 +28,10 @@ const SESSION_OPTIONS: &[&str] = &[
 /// The client's hello as the backend gets it: leg-specific keys removed, the proxy's own
 /// entries and the session's options added.
 pub fn hello_for_backend(
-    client_caps: &Value,
+    mut caps: Value,
     username: Option<&str>,
     session_options: &[(String, String)],
 ) -> Value {
-    let mut caps = client_caps.clone();
     caps.remove_keys(|k| CLIENT_LEG_ONLY.iter().any(|p| k.starts_with(p)));
     if let Some(user) = username {
         caps.insert("username", Value::str(user));
@@ -47,8 +46,7 @@ pub fn hello_for_backend(
 }
 
 /// The backend's hello as the client gets it.
-pub fn hello_for_client(server_caps: &Value) -> Value {
-    let mut caps = server_caps.clone();
+pub fn hello_for_client(mut caps: Value) -> Value {
     caps.remove_keys(|k| SERVER_LEG_ONLY.iter().any(|p| k.starts_with(p)));
     add_proxy_marks(&mut caps);
     caps
@@ -58,9 +56,16 @@ fn add_proxy_marks(caps: &mut Value) {
     caps.insert("proxy", Value::Bool(true));
     caps.insert("proxy.version", Value::str(env!("CARGO_PKG_VERSION")));
     caps.insert("proxy.server", Value::str("deskrelay"));
-    if let Some(host) = crate::xpra::auth::sys::hostname() {
-        caps.insert("proxy.hostname", Value::str(&host));
+    if let Some(host) = proxy_hostname() {
+        caps.insert("proxy.hostname", Value::str(host));
     }
+}
+
+/// This host's name, looked up once (it was a uname(2) per hello).
+pub fn proxy_hostname() -> Option<&'static str> {
+    static NAME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    NAME.get_or_init(crate::xpra::auth::sys::hostname)
+        .as_deref()
 }
 
 /// A session option's text as the typed value xpra expects (numbers and booleans).
@@ -104,7 +109,7 @@ mod tests {
             ("compression_level".to_string(), "0".to_string()),
             ("not-allowed".to_string(), "x".to_string()),
         ];
-        let hello = hello_for_backend(&client, Some("alice"), &opts);
+        let hello = hello_for_backend(client, Some("alice"), &opts);
         for gone in [
             "challenge_response",
             "challenge_client_salt",
@@ -127,7 +132,7 @@ mod tests {
             ("aliases", Value::Dict(vec![])),
             ("rencode", Value::Bool(true)),
         ]);
-        let hello = hello_for_client(&server);
+        let hello = hello_for_client(server);
         assert_eq!(hello.get("aliases"), None);
         assert_eq!(hello.get("rencode"), Some(&Value::Bool(true)));
     }

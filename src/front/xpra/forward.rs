@@ -18,6 +18,9 @@ use crate::relay::buffer_pool::BufferPool;
 use crate::relay::direction::Side;
 use crate::xpra::ProtocolError;
 
+/// Capacity the carry may keep while empty.
+const CARRY_KEEP: usize = 4096;
+
 /// What the session wants done with a watched frame.
 pub enum Verdict {
     /// Forward the frame as it came.
@@ -105,6 +108,10 @@ pub async fn forward(
             }
         }
         carry.extend_from_slice(&input[done..]);
+        if carry.is_empty() && carry.capacity() > CARRY_KEEP {
+            // It held a big watched packet once; an idle session should not keep that.
+            carry = Vec::new();
+        }
         recycle(pool, buf);
         if end {
             return Ok(ForwardEnd::Ended);

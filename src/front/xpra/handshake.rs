@@ -6,6 +6,7 @@ use std::time::Instant;
 use super::reader::{PacketReader, ReadError};
 use super::{disconnect_frame, Refusal, XpraDoor};
 use crate::engine::runtime::Conn;
+use crate::relay::buffer_pool::BufferPool;
 use std::sync::Arc;
 
 use crate::xpra::auth::{requested_display, Challenge, SessionTarget, Transport};
@@ -42,15 +43,15 @@ pub struct Admitted {
 }
 
 /// Runs the client leg. On refusal, the caller sends the disconnect and closes.
-pub async fn admit(door: &XpraDoor, client: &Conn) -> Result<Admitted, Refusal> {
+pub async fn admit(door: &XpraDoor, client: &Conn, pool: &BufferPool) -> Result<Admitted, Refusal> {
     let deadline = Instant::now() + door.pre_auth_timeout;
     let mut reader = PacketReader::new(door.pre_auth_limits());
     let first = reader
-        .next(client, deadline)
+        .next(client, deadline, pool)
         .await
         .map_err(|e| refusal_for_read(e, Encoding::Rencode))?;
     let encoding = first.encoding;
-    let caps = hello_caps(&first.packet).ok_or_else(|| {
+    let caps = hello_caps(first.packet).ok_or_else(|| {
         Refusal::new(
             reason::PROTOCOL_ERROR,
             "invalid packet: expected a hello",
@@ -103,11 +104,11 @@ pub async fn admit(door: &XpraDoor, client: &Conn) -> Result<Admitted, Refusal> 
                 .await
                 .map_err(|_| Refusal::silent())?;
             let answer = reader
-                .next(client, deadline)
+                .next(client, deadline, pool)
                 .await
                 .map_err(|e| refusal_for_read(e, encoding))?;
             let rtt = sent.elapsed().as_secs_f64() * 1e3;
-            let caps = hello_caps(&answer.packet).ok_or_else(|| {
+            let caps = hello_caps(answer.packet).ok_or_else(|| {
                 Refusal::new(
                     reason::PROTOCOL_ERROR,
                     "invalid packet: expected a hello with the challenge response",
@@ -158,10 +159,11 @@ pub async fn admit(door: &XpraDoor, client: &Conn) -> Result<Admitted, Refusal> 
     })
 }
 
-/// The capabilities dictionary of a hello packet.
-pub fn hello_caps(packet: &Packet) -> Option<Value> {
-    match packet.items.as_slice() {
-        [kind, caps @ Value::Dict(_), ..] if kind.as_str() == Some("hello") => Some(caps.clone()),
+/// The capabilities dictionary of a hello packet, taken out of it.
+pub fn hello_caps(packet: Packet) -> Option<Value> {
+    let mut items = packet.items.into_iter();
+    match (items.next(), items.next()) {
+        (Some(kind), Some(caps @ Value::Dict(_))) if kind.as_str() == Some("hello") => Some(caps),
         _ => None,
     }
 }

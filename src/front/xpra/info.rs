@@ -24,8 +24,8 @@ impl ProxyInfo {
         let mut d = Value::Dict(vec![]);
         d.insert("version", Value::str(env!("CARGO_PKG_VERSION")));
         d.insert("server", Value::str("deskrelay"));
-        if let Some(host) = crate::xpra::auth::sys::hostname() {
-            d.insert("hostname", Value::str(&host));
+        if let Some(host) = super::caps::proxy_hostname() {
+            d.insert("hostname", Value::str(host));
         }
         d.insert("shard", Value::Int(self.shard as i64));
         // Microseconds as integers: bencode (the HTML5 client's encoder) has no floats.
@@ -48,7 +48,7 @@ impl ProxyInfo {
 
 /// Adds the proxy's entries to the backend's answer to an info request: flattened
 /// `proxy.*` keys, or a `proxy` dictionary when the client asked for namespaces.
-pub fn augment_hello(hello: &mut Value, client_caps: &Value, shard: usize, connect_ms: f64) {
+pub fn augment_hello(hello: &mut Value, namespaced: bool, shard: usize, connect_ms: f64) {
     let info = ProxyInfo {
         shard,
         client_rtt_ms: None,
@@ -57,10 +57,7 @@ pub fn augment_hello(hello: &mut Value, client_caps: &Value, shard: usize, conne
         bytes_to_client: 0,
     }
     .to_value();
-    if client_caps
-        .get("info-namespace")
-        .is_some_and(Value::is_true)
-    {
+    if namespaced {
         hello.insert("proxy", info);
     } else {
         flatten_into(hello, "proxy", &info);

@@ -11,6 +11,7 @@ use bytes::BytesMut;
 use futures_lite::future::poll_fn;
 
 use crate::engine::runtime::{within, Conn};
+use crate::relay::buffer_pool::BufferPool;
 use crate::xpra::packet::{Decoded, FrameDecoder, Limits};
 use crate::xpra::ProtocolError;
 
@@ -33,9 +34,6 @@ pub struct PacketReader {
     buf: BytesMut,
 }
 
-/// Bytes read from the socket per attempt.
-const READ_SIZE: usize = 16 * 1024;
-
 impl PacketReader {
     pub fn new(limits: Limits) -> Self {
         Self {
@@ -45,13 +43,18 @@ impl PacketReader {
     }
 
     /// Reads until one whole packet is decoded, or `deadline` passes.
-    pub async fn next(&mut self, conn: &Conn, deadline: Instant) -> Result<Decoded, ReadError> {
+    pub async fn next(
+        &mut self,
+        conn: &Conn,
+        deadline: Instant,
+        pool: &BufferPool,
+    ) -> Result<Decoded, ReadError> {
         loop {
             if let Some(decoded) = self.decoder.decode(&mut self.buf)? {
                 return Ok(decoded);
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            let n = within(left, self.fill(conn))
+            let n = within(left, self.fill(conn, pool))
                 .await
                 .ok_or(ReadError::Timeout)??;
             if n == 0 {
@@ -60,17 +63,20 @@ impl PacketReader {
         }
     }
 
-    async fn fill(&mut self, conn: &Conn) -> io::Result<usize> {
-        let start = self.buf.len();
-        self.buf.resize(start + READ_SIZE, 0);
-        let outcome = poll_fn(|cx| match conn.poll_read(cx, &mut self.buf[start..]) {
-            Poll::Pending => Poll::Pending,
-            ready => ready,
+    /// One read, into a pooled buffer (held only while bytes are in it), appended to the
+    /// decoder's buffer: no zero-filling of fresh memory per read.
+    async fn fill(&mut self, conn: &Conn, pool: &BufferPool) -> io::Result<usize> {
+        let buf = &mut self.buf;
+        poll_fn(|cx| {
+            let mut scratch = pool.take();
+            let outcome = conn.poll_read(cx, &mut scratch);
+            if let Poll::Ready(Ok(n)) = outcome {
+                buf.extend_from_slice(&scratch[..n]);
+            }
+            pool.give_back(scratch);
+            outcome
         })
-        .await;
-        let n = *outcome.as_ref().unwrap_or(&0);
-        self.buf.truncate(start + n);
-        outcome
+        .await
     }
 
     /// The bytes read but not decoded: the start of the data phase.

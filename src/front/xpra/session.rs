@@ -50,11 +50,11 @@ pub enum XpraEnd {
 
 /// Serves one accepted connection on the xpra door.
 pub async fn serve(door: &XpraDoor, client: Conn, shard: usize, pool: &BufferPool) -> XpraEnd {
-    let admitted = match admit(door, &client).await {
+    let mut admitted = match admit(door, &client, pool).await {
         Ok(a) => a,
         Err(refusal) => return refuse(&client, refusal).await,
     };
-    let joined = match join(door, shard, &client, &admitted).await {
+    let mut joined = match join(door, shard, &client, &mut admitted, pool).await {
         Ok(j) => j,
         Err(refusal) => return refuse(&client, refusal).await,
     };
@@ -78,7 +78,7 @@ pub async fn serve(door: &XpraDoor, client: Conn, shard: usize, pool: &BufferPoo
             backend,
             &mut up_gate,
             pool,
-            admitted.leftover.clone(),
+            std::mem::take(&mut admitted.leftover),
             |kind, frame| match kind {
                 "disconnect" => {
                     note(format!("client: {}", disconnect_reason(frame)));
@@ -103,7 +103,7 @@ pub async fn serve(door: &XpraDoor, client: Conn, shard: usize, pool: &BufferPoo
             &client,
             &mut down_gate,
             pool,
-            joined.leftover.clone(),
+            std::mem::take(&mut joined.leftover),
             |kind, frame| match kind {
                 "disconnect" => {
                     note(format!("server: {}", disconnect_reason(frame)));
