@@ -122,6 +122,15 @@ pub struct ProxyArgs {
     #[arg(long = "socket-dir", value_name = "DIR")]
     pub socket_dirs: Vec<std::path::PathBuf>,
 
+    /// With `--auth`: where connections that are not xpra (nor anything else served here)
+    /// are relayed, e.g. the web server this port is shared with. Closed without it.
+    #[arg(long, value_name = "ADDR")]
+    pub fallback: Option<SocketAddr>,
+
+    /// With `--auth`: seconds a client has to send its first recognisable bytes.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub sniff_timeout: f64,
+
     /// Seconds a client has to authenticate.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub pre_auth_timeout: f64,
@@ -165,7 +174,11 @@ impl ProxyArgs {
             cfg.xpra = Some(Arc::new(door));
         } else if self.session.is_some() {
             anyhow::bail!("--session needs --auth allow");
+        } else if self.fallback.is_some() {
+            anyhow::bail!("--fallback needs a sniffing door (--auth)");
         }
+        cfg.fallback = self.fallback;
+        cfg.sniff_timeout = seconds("--sniff-timeout", self.sniff_timeout)?;
         cfg.validate()?;
         Ok(cfg)
     }

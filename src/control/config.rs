@@ -42,6 +42,10 @@ pub struct ProxyConfig {
     /// The xpra door, when clients authenticate and pick their session (`--auth`); L4
     /// forwarding to `forward` otherwise.
     pub xpra: Option<Arc<XpraDoor>>,
+    /// With a sniffing door: where connections no door here speaks are relayed.
+    pub fallback: Option<SocketAddr>,
+    /// With a sniffing door: time a client has to send its first recognisable bytes.
+    pub sniff_timeout: Duration,
 }
 
 /// A configuration that cannot run, with the reason.
@@ -78,6 +82,8 @@ impl ProxyConfig {
             connect_timeout: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(10),
             xpra: None,
+            fallback: None,
+            sniff_timeout: Duration::from_secs(5),
         }
     }
 

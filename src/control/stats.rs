@@ -21,6 +21,8 @@ pub struct ShardStats {
     pub splice_switches: AtomicU64,
     /// Directions that wanted a pipe and got none (pool exhausted or pipe creation failed).
     pub pipe_shortages: AtomicU64,
+    /// Connections closed because they sent nothing recognisable in time.
+    pub sniff_timeouts: AtomicU64,
 }
 
 impl ShardStats {

@@ -20,6 +20,7 @@ use anyhow::Context;
 
 use crate::control::config::ProxyConfig;
 use crate::control::stats::{Stats, Totals};
+use crate::front::dispatch::Doors;
 use crate::front::FrontDoor;
 use runtime::PoolThreadHandles;
 use shard::Shared;
@@ -78,7 +79,11 @@ impl Relay {
         let stats = Arc::new(Stats::new(shards));
         let shared = Arc::new(Shared {
             front: match &config.xpra {
-                Some(door) => FrontDoor::Xpra(Arc::clone(door)),
+                Some(door) => FrontDoor::Sniff(Arc::new(Doors {
+                    xpra: Some(Arc::clone(door)),
+                    fallback: config.fallback,
+                    sniff_timeout: config.sniff_timeout,
+                })),
                 None => FrontDoor::Forward(config.forward),
             },
             config: config.clone(),

@@ -18,6 +18,7 @@ use super::runtime::{self, listener_from_fd, Conn};
 use super::shutdown::ShutdownPipe;
 use crate::control::config::ProxyConfig;
 use crate::control::stats::{ShardStats, Stats};
+use crate::front::dispatch::{self, Served};
 use crate::front::{xpra, FrontDoor};
 use crate::relay::buffer_pool::BufferPool;
 use crate::relay::direction::DataPath;
@@ -157,9 +158,18 @@ async fn serve(shard: Rc<Shard>, client: Conn) {
                 .await;
                 log_end(end, started, stats);
             }
-            FrontDoor::Xpra(door) => {
-                let end = xpra::serve(door, client, shard.id, &shard.dp.buffers).await;
-                log_xpra_end(end, stats);
+            FrontDoor::Sniff(doors) => {
+                let ctx = dispatch::Ctx {
+                    shard: shard.id,
+                    dp: &shard.dp,
+                    stats,
+                    connect_timeout: shard.shared.config.connect_timeout,
+                };
+                match dispatch::serve(doors, client, ctx).await {
+                    Served::Xpra(end) => log_xpra_end(end, stats),
+                    Served::Fallback(end) => log_end(end, started, stats),
+                    Served::Closed { why } => tracing::debug!("closed at the door: {why}"),
+                }
             }
         }
     }

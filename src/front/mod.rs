@@ -1,11 +1,13 @@
 //! Front doors: what an accepted connection is, and where it goes.
 //!
 //! - [`FrontDoor::Forward`]: L4, every connection relayed to one backend.
-//! - [`FrontDoor::Xpra`]: xpra clients authenticated with xpra's challenge-response and
-//!   joined to their own session ([`xpra`]).
-//!
-//! The sniffing door (xpra, TLS, HTTP/WebSocket on one port) plugs in here.
+//! - [`FrontDoor::Sniff`]: the first bytes decide ([`sniff`], [`dispatch`]): xpra clients
+//!   are authenticated with xpra's challenge-response and joined to their own session
+//!   ([`xpra`]); what no door here speaks goes to `--fallback`.
 
+pub mod dispatch;
+pub mod sniff;
+pub mod stream;
 pub mod xpra;
 
 use std::net::SocketAddr;
@@ -16,6 +18,6 @@ use std::sync::Arc;
 pub enum FrontDoor {
     /// Relay every connection to this backend.
     Forward(SocketAddr),
-    /// Authenticate xpra clients and relay each to its session.
-    Xpra(Arc<xpra::XpraDoor>),
+    /// Sniff each connection and hand it to the door it belongs to.
+    Sniff(Arc<dispatch::Doors>),
 }

@@ -48,6 +48,19 @@ pub async fn relay_to(
     dp: &DataPath,
     stats: &ShardStats,
 ) -> SessionEnd {
+    relay_after(client, &[], backend, connect_timeout, dp, stats).await
+}
+
+/// [`relay_to`] for a client whose first bytes (`already_read`, by the sniffer) must reach
+/// the backend before the rest.
+pub async fn relay_after(
+    client: Conn,
+    already_read: &[u8],
+    backend: SocketAddr,
+    connect_timeout: Duration,
+    dp: &DataPath,
+    stats: &ShardStats,
+) -> SessionEnd {
     let backend_conn = match connect_patiently(backend, connect_timeout).await {
         Ok(conn) => conn,
         Err(error) => {
@@ -56,6 +69,16 @@ pub async fn relay_to(
             return SessionEnd::BackendUnreachable { backend, error };
         }
     };
+    if !already_read.is_empty() {
+        if let Err(error) = backend_conn.write_all(already_read).await {
+            client.shutdown_both();
+            return SessionEnd::Failed {
+                culprit: Culprit::Backend,
+                error,
+            };
+        }
+        ShardStats::add(&stats.bytes_client_to_backend, already_read.len() as u64);
+    }
     relay(&client, &backend_conn, dp, stats).await
 }
 

@@ -9,6 +9,7 @@ use super::handshake::{hello_caps, reason, Admitted};
 use super::reader::{PacketReader, ReadError};
 use super::{Refusal, XpraDoor};
 use crate::engine::runtime::{connect, connect_unix, Conn};
+use crate::front::stream::ByteStream;
 use crate::relay::buffer_pool::BufferPool;
 use crate::xpra::auth::{answer, SessionTarget, Transport};
 use crate::xpra::header::Compression;
@@ -28,7 +29,7 @@ pub struct Joined {
 pub async fn join(
     door: &XpraDoor,
     shard: usize,
-    client: &Conn,
+    client: &impl ByteStream,
     admitted: &mut Admitted,
     pool: &BufferPool,
 ) -> Result<Joined, Refusal> {

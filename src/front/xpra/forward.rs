@@ -13,7 +13,7 @@ use std::task::Poll;
 use futures_lite::future::poll_fn;
 
 use super::gate::{Gate, Step};
-use crate::engine::runtime::Conn;
+use crate::front::stream::ByteStream;
 use crate::relay::buffer_pool::BufferPool;
 use crate::relay::direction::Side;
 use crate::xpra::ProtocolError;
@@ -55,8 +55,8 @@ pub enum ForwardError {
 /// starting with `carry` (bytes already read from `src`). `on_watched` gets each watched
 /// frame whole; `bytes` counts what was written to `dst`.
 pub async fn forward(
-    src: &Conn,
-    dst: &Conn,
+    src: &impl ByteStream,
+    dst: &impl ByteStream,
     gate: &mut Gate,
     pool: &BufferPool,
     mut carry: Vec<u8>,
@@ -119,7 +119,11 @@ pub async fn forward(
     }
 }
 
-async fn write(dst: &Conn, bytes: &[u8], counter: &Cell<u64>) -> Result<(), ForwardError> {
+async fn write(
+    dst: &impl ByteStream,
+    bytes: &[u8],
+    counter: &Cell<u64>,
+) -> Result<(), ForwardError> {
     dst.write_all(bytes)
         .await
         .map_err(|error| ForwardError::Io {
@@ -133,7 +137,7 @@ async fn write(dst: &Conn, bytes: &[u8], counter: &Cell<u64>) -> Result<(), Forw
 /// Reads once into a pooled buffer, after a copy of `carry`. A carry larger than half a
 /// buffer (a big watched packet being gathered) gets a buffer of its own size instead.
 async fn read_after(
-    src: &Conn,
+    src: &impl ByteStream,
     pool: &BufferPool,
     carry: &[u8],
 ) -> Result<(Box<[u8]>, usize), ForwardError> {

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::reader::{PacketReader, ReadError};
 use super::{disconnect_frame, Refusal, XpraDoor};
-use crate::engine::runtime::Conn;
+use crate::front::stream::ByteStream;
 use crate::relay::buffer_pool::BufferPool;
 use std::sync::Arc;
 
@@ -43,7 +43,11 @@ pub struct Admitted {
 }
 
 /// Runs the client leg. On refusal, the caller sends the disconnect and closes.
-pub async fn admit(door: &XpraDoor, client: &Conn, pool: &BufferPool) -> Result<Admitted, Refusal> {
+pub async fn admit(
+    door: &XpraDoor,
+    client: &impl ByteStream,
+    pool: &BufferPool,
+) -> Result<Admitted, Refusal> {
     let deadline = Instant::now() + door.pre_auth_timeout;
     let mut reader = PacketReader::new(door.pre_auth_limits());
     let first = reader

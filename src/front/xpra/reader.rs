@@ -10,7 +10,8 @@ use std::time::Instant;
 use bytes::BytesMut;
 use futures_lite::future::poll_fn;
 
-use crate::engine::runtime::{within, Conn};
+use crate::engine::runtime::within;
+use crate::front::stream::ByteStream;
 use crate::relay::buffer_pool::BufferPool;
 use crate::xpra::packet::{Decoded, FrameDecoder, Limits};
 use crate::xpra::ProtocolError;
@@ -45,7 +46,7 @@ impl PacketReader {
     /// Reads until one whole packet is decoded, or `deadline` passes.
     pub async fn next(
         &mut self,
-        conn: &Conn,
+        conn: &impl ByteStream,
         deadline: Instant,
         pool: &BufferPool,
     ) -> Result<Decoded, ReadError> {
@@ -65,7 +66,7 @@ impl PacketReader {
 
     /// One read, into a pooled buffer (held only while bytes are in it), appended to the
     /// decoder's buffer: no zero-filling of fresh memory per read.
-    async fn fill(&mut self, conn: &Conn, pool: &BufferPool) -> io::Result<usize> {
+    async fn fill(&mut self, conn: &impl ByteStream, pool: &BufferPool) -> io::Result<usize> {
         let buf = &mut self.buf;
         poll_fn(|cx| {
             let mut scratch = pool.take();

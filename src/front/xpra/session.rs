@@ -16,6 +16,7 @@ use super::handshake::{admit, refusal_frame};
 use super::info::{augment_info_response, ProxyInfo};
 use super::{disconnect_frame, Refusal, XpraDoor};
 use crate::engine::runtime::{sleep, Conn};
+use crate::front::stream::ByteStream;
 use crate::relay::buffer_pool::BufferPool;
 use crate::xpra::header::Compression;
 use crate::xpra::packet::{encode_frame, FrameDecoder, Limits};
@@ -49,7 +50,12 @@ pub enum XpraEnd {
 }
 
 /// Serves one accepted connection on the xpra door.
-pub async fn serve(door: &XpraDoor, client: Conn, shard: usize, pool: &BufferPool) -> XpraEnd {
+pub async fn serve(
+    door: &XpraDoor,
+    client: impl ByteStream,
+    shard: usize,
+    pool: &BufferPool,
+) -> XpraEnd {
     let mut admitted = match admit(door, &client, pool).await {
         Ok(a) => a,
         Err(refusal) => return refuse(&client, refusal).await,
@@ -129,7 +135,7 @@ pub async fn serve(door: &XpraDoor, client: Conn, shard: usize, pool: &BufferPoo
         if matches!(r, Ok(ForwardEnd::Ended)) {
             disconnected.raise();
         }
-        finish(r, backend, &client, Culprit::Server, &note, &broken)
+        finish(r, &client, backend, Culprit::Server, &note, &broken)
     };
     // After a disconnect the other side has DISCONNECT_GRACE to close by itself (it
     // normally does at once), then both sockets are shut.
@@ -201,22 +207,21 @@ enum Culprit {
 /// the reason is returned for it.
 fn finish(
     r: Result<ForwardEnd, ForwardError>,
-    src: &Conn,
-    dst: &Conn,
+    client: &impl ByteStream,
+    backend: &Conn,
     source: Culprit,
     note: &impl Fn(String),
     broken: &Cell<bool>,
 ) -> Option<String> {
-    let (client, backend) = match source {
-        Culprit::Client => (src, dst),
-        Culprit::Server => (dst, src),
-    };
     match r {
         // After a violation the other direction ends by our own shutdown; the client's
         // write side stays open for the disconnect.
         Ok(_) if broken.get() => None,
         Ok(_) => {
-            let _ = dst.shutdown_write();
+            let _ = match source {
+                Culprit::Client => backend.shutdown_write(),
+                Culprit::Server => client.shutdown_write(),
+            };
             None
         }
         Err(ForwardError::Protocol(e)) => {
@@ -233,14 +238,14 @@ fn finish(
         }
         Err(ForwardError::Io { side, error }) => {
             note(format!("{source:?} direction, {side:?} socket: {error}"));
-            src.shutdown_both();
-            dst.shutdown_both();
+            client.shutdown_both();
+            backend.shutdown_both();
             None
         }
     }
 }
 
-async fn refuse(client: &Conn, refusal: Refusal) -> XpraEnd {
+async fn refuse(client: &impl ByteStream, refusal: Refusal) -> XpraEnd {
     if let Some(frame) = refusal_frame(&refusal) {
         // Best effort: the client may already be gone.
         let _ = client.write_all(&frame).await;

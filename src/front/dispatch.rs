@@ -1,0 +1,79 @@
+//! The sniffing door: one port for xpra and, where configured, everything else.
+//!
+//! Each accepted connection is sniffed ([`super::sniff`]) within `--sniff-timeout`, then
+//! handed on with the bytes already read: xpra to the xpra door; anything unrecognised to
+//! `--fallback` (relayed like L4: the port is shared with, say, a web server) or closed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::sniff::{sniff, Kind, SniffError};
+use super::stream::Prefixed;
+use super::xpra::{self, XpraDoor, XpraEnd};
+use crate::control::stats::ShardStats;
+use crate::engine::runtime::Conn;
+use crate::relay::direction::DataPath;
+use crate::relay::session::{relay_after, SessionEnd};
+
+/// What the sniffing door leads to.
+#[derive(Debug)]
+pub struct Doors {
+    /// xpra clients (frames starting with `P`).
+    pub xpra: Option<Arc<XpraDoor>>,
+    /// Where connections nobody here speaks go (`--fallback`); closed when None.
+    pub fallback: Option<SocketAddr>,
+    /// How long a client may take to send its first recognisable bytes.
+    pub sniff_timeout: Duration,
+}
+
+/// How one connection went.
+#[derive(Debug)]
+pub enum Served {
+    Xpra(XpraEnd),
+    /// Relayed to the fallback server.
+    Fallback(SessionEnd),
+    /// Closed at the door.
+    Closed {
+        why: String,
+    },
+}
+
+/// What a shard lends the door for one connection.
+pub struct Ctx<'a> {
+    pub shard: usize,
+    pub dp: &'a DataPath,
+    pub stats: &'a ShardStats,
+    pub connect_timeout: Duration,
+}
+
+/// Sniffs `client` and serves it through the door its first bytes name.
+pub async fn serve(doors: &Doors, client: Conn, ctx: Ctx<'_>) -> Served {
+    let (kind, first) = match sniff(&client, doors.sniff_timeout).await {
+        Ok(found) => found,
+        Err(e) => {
+            if matches!(e, SniffError::Timeout) {
+                ShardStats::add(&ctx.stats.sniff_timeouts, 1);
+            }
+            client.shutdown_both();
+            return Served::Closed { why: e.to_string() };
+        }
+    };
+    match (kind, &doors.xpra) {
+        (Kind::Xpra, Some(door)) => {
+            let stream = Prefixed::new(first, client);
+            Served::Xpra(xpra::serve(door, stream, ctx.shard, &ctx.dp.buffers).await)
+        }
+        _ => match doors.fallback {
+            Some(addr) => Served::Fallback(
+                relay_after(client, &first, addr, ctx.connect_timeout, ctx.dp, ctx.stats).await,
+            ),
+            None => {
+                client.shutdown_both();
+                Served::Closed {
+                    why: format!("{kind:?} connection, and no door for it (see --fallback)"),
+                }
+            }
+        },
+    }
+}

@@ -1,0 +1,115 @@
+//! [`ByteStream`]: what a front door needs of a client connection, whatever carries it
+//! (plain TCP, a connection whose first bytes were already read by the sniffer, WebSocket
+//! binary frames, TLS). The xpra door is written against it, so xpra over TCP, over
+//! WebSocket and over TLS are one code path.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::io;
+use std::task::{Context, Poll};
+
+use crate::engine::runtime::Conn;
+
+/// A bidirectional byte stream of one session, used from one task.
+pub trait ByteStream {
+    /// Reads what is available into `buf` (0 at EOF), or registers the task for readiness.
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
+    /// Writes all of `buf`.
+    fn write_all(&self, buf: &[u8]) -> impl Future<Output = io::Result<()>>;
+    /// Ends our sending side (the peer reads EOF).
+    fn shutdown_write(&self) -> io::Result<()>;
+    /// Stops reading: a pending read wakes with EOF; writing still works.
+    fn shutdown_read(&self);
+    /// Ends both sides now.
+    fn shutdown_both(&self);
+    /// Whether the peer is on this host (loopback or unix socket): `xor` digests need it.
+    fn is_local(&self) -> bool;
+}
+
+impl ByteStream for Conn {
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Conn::poll_read(self, cx, buf)
+    }
+
+    fn write_all(&self, buf: &[u8]) -> impl Future<Output = io::Result<()>> {
+        Conn::write_all(self, buf)
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        Conn::shutdown_write(self)
+    }
+
+    fn shutdown_read(&self) {
+        Conn::shutdown_read(self)
+    }
+
+    fn shutdown_both(&self) {
+        Conn::shutdown_both(self)
+    }
+
+    fn is_local(&self) -> bool {
+        Conn::is_local(self)
+    }
+}
+
+/// A stream whose first bytes were already read (by the sniffer): they are read again
+/// first, then the stream itself.
+pub struct Prefixed<S> {
+    prefix: RefCell<Vec<u8>>,
+    taken: Cell<usize>,
+    inner: S,
+}
+
+impl<S> Prefixed<S> {
+    pub fn new(prefix: Vec<u8>, inner: S) -> Self {
+        Self {
+            prefix: RefCell::new(prefix),
+            taken: Cell::new(0),
+            inner,
+        }
+    }
+
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: ByteStream> ByteStream for Prefixed<S> {
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let mut prefix = self.prefix.borrow_mut();
+        let taken = self.taken.get();
+        if taken < prefix.len() {
+            let n = (prefix.len() - taken).min(buf.len());
+            buf[..n].copy_from_slice(&prefix[taken..taken + n]);
+            self.taken.set(taken + n);
+            if taken + n == prefix.len() {
+                // Replayed in full: the memory goes back now, not at the session's end.
+                *prefix = Vec::new();
+                self.taken.set(0);
+            }
+            return Poll::Ready(Ok(n));
+        }
+        drop(prefix);
+        self.inner.poll_read(cx, buf)
+    }
+
+    fn write_all(&self, buf: &[u8]) -> impl Future<Output = io::Result<()>> {
+        self.inner.write_all(buf)
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.inner.shutdown_write()
+    }
+
+    fn shutdown_read(&self) {
+        self.inner.shutdown_read()
+    }
+
+    fn shutdown_both(&self) {
+        self.inner.shutdown_both()
+    }
+
+    fn is_local(&self) -> bool {
+        self.inner.is_local()
+    }
+}
