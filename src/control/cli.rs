@@ -8,6 +8,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use super::config::{ProxyConfig, DEFAULT_BIND, DEFAULT_FORWARD};
+use crate::front::tls::CertStore;
 use crate::front::xpra::{AuthMode, XpraDoor};
 use crate::relay::{DataPathMode, SpliceVia};
 use crate::xpra::auth::{AuthFile, SessionTarget};
@@ -127,6 +128,14 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "ADDR")]
     pub fallback: Option<SocketAddr>,
 
+    /// With `--auth`: TLS on the same port, certificate chain (PEM). Reloaded on SIGHUP.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// Private key (PEM) of `--tls-cert`.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
     /// With `--auth`: seconds a client has to send its first recognisable bytes.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub sniff_timeout: f64,
@@ -178,6 +187,12 @@ impl ProxyArgs {
             anyhow::bail!("--fallback needs a sniffing door (--auth)");
         }
         cfg.fallback = self.fallback;
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            if cfg.xpra.is_none() {
+                anyhow::bail!("--tls-cert needs a sniffing door (--auth)");
+            }
+            cfg.tls = Some(CertStore::load(cert, key).map_err(|e| anyhow::anyhow!("TLS: {e}"))?);
+        }
         cfg.sniff_timeout = seconds("--sniff-timeout", self.sniff_timeout)?;
         cfg.validate()?;
         Ok(cfg)

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::front::tls::CertStore;
 use crate::front::xpra::XpraDoor;
 use crate::relay::{AutoTuning, DataPathMode, SpliceVia};
 
@@ -42,6 +43,8 @@ pub struct ProxyConfig {
     /// The xpra door, when clients authenticate and pick their session (`--auth`); L4
     /// forwarding to `forward` otherwise.
     pub xpra: Option<Arc<XpraDoor>>,
+    /// TLS on the sniffing door's port: the certificate and key (reloaded on SIGHUP).
+    pub tls: Option<Arc<CertStore>>,
     /// With a sniffing door: where connections no door here speaks are relayed.
     pub fallback: Option<SocketAddr>,
     /// With a sniffing door: time a client has to send its first recognisable bytes.
@@ -82,6 +85,7 @@ impl ProxyConfig {
             connect_timeout: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(10),
             xpra: None,
+            tls: None,
             fallback: None,
             sniff_timeout: Duration::from_secs(5),
         }

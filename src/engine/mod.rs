@@ -21,6 +21,7 @@ use anyhow::Context;
 use crate::control::config::ProxyConfig;
 use crate::control::stats::{Stats, Totals};
 use crate::front::dispatch::Doors;
+use crate::front::tls;
 use crate::front::FrontDoor;
 use runtime::PoolThreadHandles;
 use shard::Shared;
@@ -30,9 +31,11 @@ use shutdown::ShutdownPipe;
 /// Prints `listening on ADDR` on stdout once every shard accepts.
 pub fn run_proxy(config: ProxyConfig) -> anyhow::Result<()> {
     let relay = Relay::start(config)?;
+    let certs = relay.config.tls.clone();
     shutdown::watch_signals(
         Arc::clone(&relay.shutdown),
         relay.config.drain_timeout.as_secs_f64(),
+        move || reload(certs.as_deref()),
     )
     .context("cannot install signal handlers")?;
     match &relay.config.xpra {
@@ -56,6 +59,18 @@ pub fn run_proxy(config: ProxyConfig) -> anyhow::Result<()> {
     out.flush()?;
     drop(out);
     relay.wait()
+}
+
+/// SIGHUP: loads the TLS certificate again; a failed load keeps the current one. (The
+/// multifile needs no signal: it is re-read when it changes.)
+fn reload(certs: Option<&tls::CertStore>) {
+    match certs.map(tls::CertStore::reload) {
+        None => tracing::info!("SIGHUP: nothing to reload"),
+        Some(Ok(())) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+        Some(Err(e)) => {
+            tracing::warn!("SIGHUP: TLS certificate not reloaded, keeping the current one: {e}")
+        }
+    }
 }
 
 /// A running relay, started in this process (by `run_proxy`, or embedded by loadgen and
@@ -82,6 +97,10 @@ impl Relay {
                 Some(door) => FrontDoor::Sniff(Arc::new(Doors {
                     xpra: Some(Arc::clone(door)),
                     fallback: config.fallback,
+                    tls: config
+                        .tls
+                        .as_ref()
+                        .map(|certs| tls::server_config(Arc::clone(certs))),
                     sniff_timeout: config.sniff_timeout,
                 })),
                 None => FrontDoor::Forward(config.forward),

@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 /// The shutdown trigger: readable once shutdown was asked for (never drained, so every shard
@@ -41,15 +41,24 @@ impl ShutdownPipe {
     }
 }
 
-/// Starts the thread that waits for SIGINT/SIGTERM. Registering happens before it returns,
+/// Starts the thread that waits for SIGINT/SIGTERM (and SIGHUP: `on_hangup` runs, for
+/// reloads). Registering happens before it returns,
 /// so a signal arriving during start-up is not lost (nor fatal).
-pub fn watch_signals(pipe: Arc<ShutdownPipe>, drain_secs: f64) -> io::Result<()> {
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+pub fn watch_signals(
+    pipe: Arc<ShutdownPipe>,
+    drain_secs: f64,
+    on_hangup: impl Fn() + Send + 'static,
+) -> io::Result<()> {
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             let mut seen = 0;
             for sig in signals.forever() {
+                if sig == SIGHUP {
+                    on_hangup();
+                    continue;
+                }
                 let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
                 seen += 1;
                 if seen == 1 {

@@ -8,11 +8,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::ServerConfig;
+
 use super::sniff::{sniff, Kind, SniffError};
-use super::stream::Prefixed;
+use super::stream::{ByteStream, Prefixed};
+use super::tls::TlsStream;
 use super::xpra::{self, XpraDoor, XpraEnd};
 use crate::control::stats::ShardStats;
-use crate::engine::runtime::Conn;
+use crate::engine::runtime::{within, Conn};
 use crate::relay::direction::DataPath;
 use crate::relay::session::{relay_after, SessionEnd};
 
@@ -23,6 +26,9 @@ pub struct Doors {
     pub xpra: Option<Arc<XpraDoor>>,
     /// Where connections nobody here speaks go (`--fallback`); closed when None.
     pub fallback: Option<SocketAddr>,
+    /// TLS on the same port (`--tls-cert`, `--tls-key`); after the handshake the
+    /// plaintext is sniffed again.
+    pub tls: Option<Arc<ServerConfig>>,
     /// How long a client may take to send its first recognisable bytes.
     pub sniff_timeout: Duration,
 }
@@ -59,11 +65,12 @@ pub async fn serve(doors: &Doors, client: Conn, ctx: Ctx<'_>) -> Served {
             return Served::Closed { why: e.to_string() };
         }
     };
-    match (kind, &doors.xpra) {
-        (Kind::Xpra, Some(door)) => {
+    match (kind, &doors.xpra, &doors.tls) {
+        (Kind::Xpra, Some(door), _) => {
             let stream = Prefixed::new(first, client);
             Served::Xpra(xpra::serve(door, stream, ctx.shard, &ctx.dp.buffers).await)
         }
+        (Kind::Tls, _, Some(config)) => serve_tls(doors, client, &first, config, ctx).await,
         _ => match doors.fallback {
             Some(addr) => Served::Fallback(
                 relay_after(client, &first, addr, ctx.connect_timeout, ctx.dp, ctx.stats).await,
@@ -75,5 +82,56 @@ pub async fn serve(doors: &Doors, client: Conn, ctx: Ctx<'_>) -> Served {
                 }
             }
         },
+    }
+}
+
+/// Completes the TLS handshake, then sniffs the plaintext: xpra over TLS goes to the xpra
+/// door (HTTP over TLS, for the web door, is next).
+async fn serve_tls(
+    doors: &Doors,
+    client: Conn,
+    first: &[u8],
+    config: &Arc<ServerConfig>,
+    ctx: Ctx<'_>,
+) -> Served {
+    let tls = match within(
+        doors.sniff_timeout,
+        TlsStream::accept(client, first, Arc::clone(config)),
+    )
+    .await
+    {
+        Some(Ok(tls)) => tls,
+        Some(Err(e)) => {
+            return Served::Closed {
+                why: format!("TLS handshake failed: {e}"),
+            }
+        }
+        None => {
+            ShardStats::add(&ctx.stats.sniff_timeouts, 1);
+            return Served::Closed {
+                why: "TLS handshake timed out".into(),
+            };
+        }
+    };
+    let (kind, inner) = match sniff(&tls, doors.sniff_timeout).await {
+        Ok(found) => found,
+        Err(e) => {
+            tls.shutdown_both();
+            return Served::Closed {
+                why: format!("inside TLS: {e}"),
+            };
+        }
+    };
+    match (kind, &doors.xpra) {
+        (Kind::Xpra, Some(door)) => {
+            let stream = Prefixed::new(inner, tls);
+            Served::Xpra(xpra::serve(door, stream, ctx.shard, &ctx.dp.buffers).await)
+        }
+        _ => {
+            tls.shutdown_both();
+            Served::Closed {
+                why: format!("{kind:?} inside TLS, and no door for it"),
+            }
+        }
     }
 }

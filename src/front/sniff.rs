@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use futures_lite::future::poll_fn;
 
-use crate::engine::runtime::{within, Conn};
+use super::stream::ByteStream;
+use crate::engine::runtime::within;
 
 /// What a connection's first bytes say it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +81,10 @@ pub enum SniffError {
 
 /// Reads the connection's first bytes until [`classify`] decides, within `deadline`.
 /// Returns the verdict and the bytes read (to be replayed to whoever takes the connection).
-pub async fn sniff(conn: &Conn, deadline: Duration) -> Result<(Kind, Vec<u8>), SniffError> {
+pub async fn sniff(
+    conn: &impl ByteStream,
+    deadline: Duration,
+) -> Result<(Kind, Vec<u8>), SniffError> {
     let mut first = Vec::new();
     let reading = async {
         loop {

@@ -24,6 +24,10 @@ pub trait ByteStream {
     fn shutdown_both(&self);
     /// Whether the peer is on this host (loopback or unix socket): `xor` digests need it.
     fn is_local(&self) -> bool;
+    /// Whether the stream is encrypted (TLS): `xor` digests and HSTS need it.
+    fn is_tls(&self) -> bool {
+        false
+    }
 }
 
 impl ByteStream for Conn {
@@ -111,5 +115,9 @@ impl<S: ByteStream> ByteStream for Prefixed<S> {
 
     fn is_local(&self) -> bool {
         self.inner.is_local()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
     }
 }

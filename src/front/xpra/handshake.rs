@@ -85,7 +85,9 @@ pub async fn admit(
             None,
         ),
         super::AuthMode::MultiFile(file) => {
-            let transport = if client.is_local() {
+            let transport = if client.is_tls() {
+                Transport::Tls
+            } else if client.is_local() {
                 Transport::Loopback
             } else {
                 Transport::Plain
