@@ -7,7 +7,6 @@
 //! send no ALPN. kTLS is not used: see ARCHITECTURE.md.
 
 use std::cell::RefCell;
-use std::future::Future;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -202,18 +201,16 @@ impl ByteStream for TlsStream {
         }
     }
 
-    fn write_all(&self, buf: &[u8]) -> impl Future<Output = io::Result<()>> {
-        async move {
-            // rustls takes plaintext up to its buffer limit; what it took is encrypted and
-            // written before the rest is offered, so memory stays bounded.
-            let mut rest = buf;
-            while !rest.is_empty() {
-                let n = self.tls.borrow_mut().writer().write(rest)?;
-                rest = &rest[n..];
-                self.flush().await?;
-            }
-            Ok(())
+    async fn write_all(&self, buf: &[u8]) -> io::Result<()> {
+        // rustls takes plaintext up to its buffer limit; what it took is encrypted and
+        // written before the rest is offered, so memory stays bounded.
+        let mut rest = buf;
+        while !rest.is_empty() {
+            let n = self.tls.borrow_mut().writer().write(rest)?;
+            rest = &rest[n..];
+            self.flush().await?;
         }
+        Ok(())
     }
 
     fn shutdown_write(&self) -> io::Result<()> {
