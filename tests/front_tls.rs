@@ -147,3 +147,51 @@ fn sighup_swaps_the_certificate_for_new_connections() {
     ));
     assert!(presented_cert(relay.addr).contains("BEGIN CERTIFICATE"));
 }
+
+#[test]
+fn tls_traffic_that_is_not_xpra_is_relayed_in_plaintext_to_the_fallback() {
+    let echo = common::Backend::echo();
+    let certs = Certs::new("fallback");
+    let users = users_file(&certs.dir, "cy|cy-pw|1000|1000|tcp://127.0.0.1:9/||");
+    let relay = RelayProcess::start(&[
+        "--auth",
+        &format!("multifile:{}", users.display()),
+        "--tls-cert",
+        certs.cert().to_str().unwrap(),
+        "--tls-key",
+        certs.key().to_str().unwrap(),
+        "--fallback",
+        &echo.addr.to_string(),
+    ]);
+    // An independent TLS client (Python's ssl, i.e. OpenSSL): 1 MiB through and back.
+    let script = format!(
+        r#"
+import socket, ssl
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", {port}), timeout=20))
+data = bytes((i * 7) % 251 for i in range(1 << 20))
+s.sendall(b"DATA" + data)
+got = b""
+while len(got) < len(data) + 4:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    got += chunk
+print(s.version(), "ok" if got == b"DATA" + data else "mismatch %d" % len(got))
+"#,
+        port = relay.addr.port()
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.trim_end().ends_with("ok"),
+        "{text}{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        relay.stderr()
+    );
+    assert!(text.starts_with("TLSv1.3"), "{text}");
+}

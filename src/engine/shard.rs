@@ -168,6 +168,16 @@ async fn serve(shard: Rc<Shard>, client: Conn) {
                 match dispatch::serve(doors, client, ctx).await {
                     Served::Xpra(end) => log_xpra_end(end, stats),
                     Served::Fallback(end) => log_end(end, started, stats),
+                    Served::Bridged(end) => {
+                        ShardStats::add(&stats.bytes_client_to_backend, end.to_backend);
+                        ShardStats::add(&stats.bytes_backend_to_client, end.to_client);
+                        tracing::debug!(
+                            to_backend = end.to_backend,
+                            to_client = end.to_client,
+                            "bridged session closed{}",
+                            end.error.map(|e| format!(": {e}")).unwrap_or_default()
+                        )
+                    }
                     Served::Closed { why } => tracing::debug!("closed at the door: {why}"),
                 }
             }

@@ -11,13 +11,14 @@ use std::time::Duration;
 use rustls::ServerConfig;
 
 use super::sniff::{sniff, Kind, SniffError};
-use super::stream::{ByteStream, Prefixed};
 use super::tls::TlsStream;
 use super::xpra::{self, XpraDoor, XpraEnd};
 use crate::control::stats::ShardStats;
-use crate::engine::runtime::{within, Conn};
+use crate::engine::runtime::{connect, within, Conn};
+use crate::relay::bridge::{bridge, BridgeEnd};
 use crate::relay::direction::DataPath;
 use crate::relay::session::{relay_after, SessionEnd};
+use crate::relay::stream::{ByteStream, Prefixed};
 
 /// What the sniffing door leads to.
 #[derive(Debug)]
@@ -39,6 +40,8 @@ pub enum Served {
     Xpra(XpraEnd),
     /// Relayed to the fallback server.
     Fallback(SessionEnd),
+    /// Relayed, from a client that is not a plain socket (TLS, WebSocket).
+    Bridged(BridgeEnd),
     /// Closed at the door.
     Closed {
         why: String,
@@ -122,13 +125,24 @@ async fn serve_tls(
             };
         }
     };
-    match (kind, &doors.xpra) {
-        (Kind::Xpra, Some(door)) => {
-            let stream = Prefixed::new(inner, tls);
+    let stream = Prefixed::new(inner, tls);
+    match (kind, &doors.xpra, doors.fallback) {
+        (Kind::Xpra, Some(door), _) => {
             Served::Xpra(xpra::serve(door, stream, ctx.shard, &ctx.dp.buffers).await)
         }
+        // TLS terminated here, the plaintext relayed to the fallback server.
+        (_, _, Some(addr)) => match connect(addr, ctx.connect_timeout).await {
+            Ok(backend) => Served::Bridged(bridge(&stream, &backend, &ctx.dp.buffers).await),
+            Err(e) => {
+                ShardStats::add(&ctx.stats.backend_connect_failures, 1);
+                stream.shutdown_both();
+                Served::Closed {
+                    why: format!("fallback {addr} unreachable: {e}"),
+                }
+            }
+        },
         _ => {
-            tls.shutdown_both();
+            stream.shutdown_both();
             Served::Closed {
                 why: format!("{kind:?} inside TLS, and no door for it"),
             }

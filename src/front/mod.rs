@@ -7,7 +7,6 @@
 
 pub mod dispatch;
 pub mod sniff;
-pub mod stream;
 pub mod tls;
 pub mod xpra;
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use futures_lite::future::poll_fn;
 
-use super::stream::ByteStream;
 use crate::engine::runtime::within;
+use crate::relay::stream::ByteStream;
 
 /// What a connection's first bytes say it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

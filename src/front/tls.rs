@@ -19,8 +19,8 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, ServerConnection};
 
-use super::stream::ByteStream;
 use crate::engine::runtime::Conn;
+use crate::relay::stream::ByteStream;
 
 /// Ciphertext read per attempt.
 const TLS_READ: usize = 16 * 1024 + 256;

@@ -8,7 +8,12 @@
 //!
 //! [`policy`] decides per direction which one runs (`--data-path auto|copy|splice`).
 //! [`session`] ties a client to its backend and runs both directions.
+//!
+//! Clients that are not a plain socket (TLS, WebSocket, a sniffed connection) are a
+//! [`stream::ByteStream`]; [`bridge`] relays one to its backend by pooled-buffer copy (the
+//! bytes pass through user space anyway: decryption, unmasking).
 
+pub mod bridge;
 pub mod buffer_pool;
 pub mod copy;
 pub mod direction;
@@ -16,6 +21,7 @@ pub mod pipe_pool;
 pub mod policy;
 pub mod session;
 pub mod splice;
+pub mod stream;
 
 pub use policy::{AutoTuning, DataPathMode};
 pub use splice::SpliceVia;

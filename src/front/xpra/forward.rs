@@ -13,9 +13,9 @@ use std::task::Poll;
 use futures_lite::future::poll_fn;
 
 use super::gate::{Gate, Step};
-use crate::front::stream::ByteStream;
 use crate::relay::buffer_pool::BufferPool;
 use crate::relay::direction::Side;
+use crate::relay::stream::ByteStream;
 use crate::xpra::ProtocolError;
 
 /// Capacity the carry may keep while empty.

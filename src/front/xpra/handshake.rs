@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use super::reader::{PacketReader, ReadError};
 use super::{disconnect_frame, Refusal, XpraDoor};
-use crate::front::stream::ByteStream;
 use crate::relay::buffer_pool::BufferPool;
+use crate::relay::stream::ByteStream;
 use std::sync::Arc;
 
 use crate::xpra::auth::{requested_display, Challenge, SessionTarget, Transport};

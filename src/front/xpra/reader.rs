@@ -11,8 +11,8 @@ use bytes::BytesMut;
 use futures_lite::future::poll_fn;
 
 use crate::engine::runtime::within;
-use crate::front::stream::ByteStream;
 use crate::relay::buffer_pool::BufferPool;
+use crate::relay::stream::ByteStream;
 use crate::xpra::packet::{Decoded, FrameDecoder, Limits};
 use crate::xpra::ProtocolError;
 
