@@ -8,6 +8,7 @@
 pub mod dispatch;
 pub mod sniff;
 pub mod tls;
+pub mod ws;
 pub mod xpra;
 
 use std::net::SocketAddr;
