@@ -50,9 +50,13 @@ async fn direction(
     let result = copy_until_eof(src, dst, pool, moved).await;
     match &result {
         Ok(()) => {
-            let _ = dst.shutdown_write();
+            let _ = dst.close_write().await;
         }
-        Err(_) => {
+        Err((side, _)) => {
+            if *side == Side::Source {
+                // A WebSocket client hears its close code (1002, 1003, 1009) before the end.
+                let _ = src.close_write().await;
+            }
             src.shutdown_both();
             dst.shutdown_both();
         }

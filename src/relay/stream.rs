@@ -16,8 +16,13 @@ pub trait ByteStream {
     fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
     /// Writes all of `buf`.
     fn write_all(&self, buf: &[u8]) -> impl Future<Output = io::Result<()>>;
-    /// Ends our sending side (the peer reads EOF).
+    /// Ends our sending side (the peer reads EOF), at the transport level, now.
     fn shutdown_write(&self) -> io::Result<()>;
+    /// Ends our sending side the way the protocol says goodbye (a WebSocket close frame,
+    /// a TLS close_notify), then the transport's.
+    fn close_write(&self) -> impl Future<Output = io::Result<()>> {
+        std::future::ready(self.shutdown_write())
+    }
     /// Stops reading: a pending read wakes with EOF; writing still works.
     fn shutdown_read(&self);
     /// Ends both sides now.
@@ -103,6 +108,10 @@ impl<S: ByteStream> ByteStream for Prefixed<S> {
 
     fn shutdown_write(&self) -> io::Result<()> {
         self.inner.shutdown_write()
+    }
+
+    fn close_write(&self) -> impl Future<Output = io::Result<()>> {
+        self.inner.close_write()
     }
 
     fn shutdown_read(&self) {

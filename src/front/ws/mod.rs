@@ -21,6 +21,7 @@ mod decoder;
 mod encoder;
 mod error;
 mod mask;
+mod stream;
 
 pub use decoder::{Event, ServerDecoder, Step, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, MIN_BUFFER};
 pub use encoder::{
@@ -28,4 +29,5 @@ pub use encoder::{
 };
 pub use error::WsError;
 pub use mask::apply_mask;
+pub use stream::WsStream;
 pub use tungstenite::protocol::frame::coding::{self, CloseCode, OpCode};

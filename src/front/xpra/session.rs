@@ -101,7 +101,7 @@ pub async fn serve(
         if matches!(r, Ok(ForwardEnd::Ended)) {
             disconnected.raise();
         }
-        finish(r, &client, backend, Culprit::Client, &note, &broken)
+        finish(r, &client, backend, Culprit::Client, &note, &broken).await
     };
     let downstream = async {
         let r = forward(
@@ -135,7 +135,7 @@ pub async fn serve(
         if matches!(r, Ok(ForwardEnd::Ended)) {
             disconnected.raise();
         }
-        finish(r, &client, backend, Culprit::Server, &note, &broken)
+        finish(r, &client, backend, Culprit::Server, &note, &broken).await
     };
     // After a disconnect the other side has DISCONNECT_GRACE to close by itself (it
     // normally does at once), then both sockets are shut.
@@ -205,7 +205,7 @@ enum Culprit {
 /// every socket so the other direction ends too. A protocol violation closes the backend
 /// and stops reading the client, but leaves the client writable for the disconnect packet;
 /// the reason is returned for it.
-fn finish(
+async fn finish(
     r: Result<ForwardEnd, ForwardError>,
     client: &impl ByteStream,
     backend: &Conn,
@@ -220,7 +220,7 @@ fn finish(
         Ok(_) => {
             let _ = match source {
                 Culprit::Client => backend.shutdown_write(),
-                Culprit::Server => client.shutdown_write(),
+                Culprit::Server => client.close_write().await,
             };
             None
         }

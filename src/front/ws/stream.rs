@@ -1,0 +1,180 @@
+//! [`WsStream`]: the byte stream inside a browser's WebSocket, as a [`ByteStream`], so the
+//! xpra door and the bridge run over it unchanged.
+//!
+//! Reads go straight into the caller's buffer: the raw frames are read there, unmasked in
+//! place, and their payload ranges moved to the front (one `memmove` per frame piece, no
+//! second buffer). Only the bytes of an incomplete frame header or control frame are kept
+//! between reads (`carry`, at most [`MIN_BUFFER`] bytes). Each write becomes one binary
+//! frame. Control replies (pong, close) are sent before the next write, or at once when
+//! the read side needs nothing else.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::task::{Context, Poll};
+
+use super::{binary_header, close, pong, CloseCode, ServerDecoder, Step, WsError, MIN_BUFFER};
+use crate::relay::stream::ByteStream;
+
+/// A WebSocket connection (after the 101 response) carrying one byte stream.
+pub struct WsStream<S> {
+    inner: S,
+    decoder: RefCell<ServerDecoder>,
+    carry: RefCell<Vec<u8>>,
+    /// Control frames to send before the next data (pongs, our close).
+    control: RefCell<Vec<u8>>,
+    /// The client sent a close frame, or broke the protocol: reads are over.
+    closed: Cell<bool>,
+}
+
+impl<S: ByteStream> WsStream<S> {
+    /// Wraps `inner` (a connection whose upgrade was answered); frames larger than
+    /// `max_frame` bytes are refused with close 1009.
+    pub fn new(inner: S, max_frame: u64) -> Self {
+        Self {
+            inner,
+            decoder: RefCell::new(ServerDecoder::new(max_frame)),
+            carry: RefCell::new(Vec::new()),
+            control: RefCell::new(Vec::new()),
+            closed: Cell::new(false),
+        }
+    }
+
+    /// Sends a close frame with `code` (best effort) and ends the connection.
+    pub async fn close_with(&self, code: CloseCode, reason: &str) {
+        let _ = self.inner.write_all(&close(code, reason)).await;
+        let _ = self.inner.shutdown_write();
+    }
+
+    /// Sends a ping (heartbeat), after any queued control frame.
+    pub async fn ping(&self, payload: &[u8]) -> io::Result<()> {
+        self.flush_control().await?;
+        self.inner.write_all(&super::ping(payload)).await
+    }
+
+    async fn flush_control(&self) -> io::Result<()> {
+        let queued = std::mem::take(&mut *self.control.borrow_mut());
+        if queued.is_empty() {
+            return Ok(());
+        }
+        self.inner.write_all(&queued).await
+    }
+
+    /// Decodes the frames in `buf[..filled]`; returns how many payload bytes now sit at
+    /// the front of `buf`, or the protocol error.
+    fn decode(&self, buf: &mut [u8], filled: usize) -> Result<usize, WsError> {
+        let mut steps = Vec::new();
+        let result = self
+            .decoder
+            .borrow_mut()
+            .decode_in_place(&mut buf[..filled], &mut steps);
+        // An unfinished header or control frame waits for the next read.
+        let tail = match &result {
+            Ok(consumed) => buf[*consumed..filled].to_vec(),
+            Err(_) => Vec::new(),
+        };
+        let mut out = 0;
+        for step in steps {
+            match step {
+                Step::Data(r) => {
+                    let n = r.len();
+                    buf.copy_within(r, out);
+                    out += n;
+                }
+                Step::Ping(r) => self.control.borrow_mut().extend(pong(&buf[r])),
+                Step::Pong(_) => {}
+                Step::Close { .. } => {
+                    self.closed.set(true);
+                    self.control
+                        .borrow_mut()
+                        .extend(close(CloseCode::Normal, ""));
+                }
+            }
+        }
+        result?;
+        if !self.closed.get() {
+            *self.carry.borrow_mut() = tail;
+        }
+        Ok(out)
+    }
+}
+
+impl<S: ByteStream> ByteStream for WsStream<S> {
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        debug_assert!(buf.len() >= 2 * MIN_BUFFER, "room for a carried control frame");
+        loop {
+            if self.closed.get() {
+                return Poll::Ready(Ok(0));
+            }
+            let carried = std::mem::take(&mut *self.carry.borrow_mut());
+            buf[..carried.len()].copy_from_slice(&carried);
+            let n = match self.inner.poll_read(cx, &mut buf[carried.len()..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Ok(0)),
+                Poll::Ready(Ok(n)) => n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    *self.carry.borrow_mut() = carried;
+                    return Poll::Pending;
+                }
+            };
+            match self.decode(buf, carried.len() + n) {
+                Ok(0) => continue, // only control frames, or a partial header: read on
+                Ok(out) => return Poll::Ready(Ok(out)),
+                Err(e) => {
+                    self.closed.set(true);
+                    self.control
+                        .borrow_mut()
+                        .extend(close(e.close_code(), &e.to_string()));
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e)));
+                }
+            }
+        }
+    }
+
+    async fn write_all(&self, buf: &[u8]) -> io::Result<()> {
+        self.flush_control().await?;
+        let (head, len) = binary_header(buf.len() as u64);
+        // Small payloads go out with their header in one write (one TLS record, one
+        // segment); big ones as two writes rather than a copy.
+        if buf.len() <= 16 * 1024 {
+            let mut frame = Vec::with_capacity(len + buf.len());
+            frame.extend_from_slice(&head[..len]);
+            frame.extend_from_slice(buf);
+            self.inner.write_all(&frame).await
+        } else {
+            self.inner.write_all(&head[..len]).await?;
+            self.inner.write_all(buf).await
+        }
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.inner.shutdown_write()
+    }
+
+    async fn close_write(&self) -> io::Result<()> {
+        // A close frame (ours, or the one answering the client's, or a protocol error's
+        // code queued by the reader), then the transport's own end.
+        if self.control.borrow().is_empty() {
+            self.control
+                .borrow_mut()
+                .extend(close(CloseCode::Normal, ""));
+        }
+        self.flush_control().await?;
+        self.inner.close_write().await
+    }
+
+    fn shutdown_read(&self) {
+        self.inner.shutdown_read()
+    }
+
+    fn shutdown_both(&self) {
+        self.inner.shutdown_both()
+    }
+
+    fn is_local(&self) -> bool {
+        self.inner.is_local()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
+    }
+}
