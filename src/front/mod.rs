@@ -6,6 +6,7 @@
 //!
 //! The sniffing door (xpra, TLS, HTTP/WebSocket on one port) plugs in here.
 
+pub mod http;
 pub mod xpra;
 
 use std::net::SocketAddr;

@@ -1,0 +1,6 @@
+//! The HTTP side of the front door, without I/O: what a browser's request asks for and the
+//! bytes that answer it.
+
+pub mod error;
+pub mod request;
+pub mod response;
