@@ -4,3 +4,7 @@
 pub mod error;
 pub mod request;
 pub mod response;
+pub mod tokens;
+
+#[cfg(test)]
+mod testdir;
