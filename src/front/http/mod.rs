@@ -8,3 +8,4 @@ pub mod tokens;
 
 #[cfg(test)]
 mod testdir;
+pub mod upgrade;
