@@ -6,6 +6,7 @@
 //!   ([`xpra`]); what no door here speaks goes to `--fallback`.
 
 pub mod dispatch;
+pub mod http;
 pub mod sniff;
 pub mod tls;
 pub mod ws;
