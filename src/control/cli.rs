@@ -8,7 +8,9 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use super::config::{ProxyConfig, DEFAULT_BIND, DEFAULT_FORWARD};
+use crate::front::http::{TokenFile, TokenLookup, UpgradePolicy, WebRoot};
 use crate::front::tls::CertStore;
+use crate::front::web::WebDoor;
 use crate::front::xpra::{AuthMode, XpraDoor};
 use crate::relay::{DataPathMode, SpliceVia};
 use crate::xpra::auth::{AuthFile, SessionTarget};
@@ -123,8 +125,36 @@ pub struct ProxyArgs {
     #[arg(long = "socket-dir", value_name = "DIR")]
     pub socket_dirs: Vec<std::path::PathBuf>,
 
-    /// With `--auth`: where connections that are not xpra (nor anything else served here)
-    /// are relayed, e.g. the web server this port is shared with. Closed without it.
+    /// Serve static files (the xpra HTML5 client: /usr/share/xpra/www) over HTTP on the same
+    /// port, with the security headers; WebSocket upgrades go to the xpra door or by token.
+    #[arg(long, value_name = "DIR")]
+    pub web_root: Option<std::path::PathBuf>,
+
+    /// Directory that symlinks inside --web-root may lead to (repeat for several). Default:
+    /// /usr/share/javascript when it exists (Debian links the HTML5 client's jQuery there).
+    #[arg(long = "web-link-root", value_name = "DIR")]
+    pub web_link_roots: Vec<std::path::PathBuf>,
+
+    /// WebSocket tokens for raw targets (X2Go kdrive, VNC-style): `token: host:port` lines,
+    /// re-read when the file changes. `ws://gateway/?token=T` is relayed to T's target.
+    #[arg(long, value_name = "FILE")]
+    pub tokens: Option<std::path::PathBuf>,
+
+    /// Origin allowed to open a WebSocket (repeat for several); any Origin when none given.
+    #[arg(long = "ws-origin", value_name = "ORIGIN")]
+    pub ws_origins: Vec<String>,
+
+    /// Seconds between pings on WebSocket sessions (keeps intermediaries from closing idle
+    /// connections); none when 0.
+    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+    pub ws_heartbeat: f64,
+
+    /// Largest WebSocket frame a client may send (close 1009 above).
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub ws_max_frame: u64,
+
+    /// Where connections that are not xpra (nor anything else served here) are relayed,
+    /// e.g. the web server this port is shared with. Closed without it.
     #[arg(long, value_name = "ADDR")]
     pub fallback: Option<SocketAddr>,
 
@@ -149,7 +179,7 @@ impl ProxyArgs {
     /// Applies the flags over the defaults.
     pub fn into_config(self) -> anyhow::Result<ProxyConfig> {
         let mut cfg = ProxyConfig::defaults();
-        cfg.binds = self.binds;
+        cfg.binds = self.binds.clone();
         cfg.forward = self.forward;
         if let Some(n) = self.shards {
             cfg.shards = n;
@@ -183,19 +213,69 @@ impl ProxyArgs {
             cfg.xpra = Some(Arc::new(door));
         } else if self.session.is_some() {
             anyhow::bail!("--session needs --auth allow");
-        } else if self.fallback.is_some() {
-            anyhow::bail!("--fallback needs a sniffing door (--auth)");
+        }
+        if self.fallback.is_some()
+            && self.auth.is_none()
+            && self.web_root.is_none()
+            && self.tokens.is_none()
+        {
+            anyhow::bail!("--fallback needs a door beside it: --auth, --web-root or --tokens");
         }
         cfg.fallback = self.fallback;
+        if self.web_root.is_some() || self.tokens.is_some() {
+            cfg.web = Some(Arc::new(self.web_door()?));
+        }
+        let sniffing = cfg.xpra.is_some() || cfg.web.is_some();
         if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
-            if cfg.xpra.is_none() {
-                anyhow::bail!("--tls-cert needs a sniffing door (--auth)");
+            if !sniffing {
+                anyhow::bail!("--tls-cert needs a door behind it: --auth, --web-root or --tokens");
             }
             cfg.tls = Some(CertStore::load(cert, key).map_err(|e| anyhow::anyhow!("TLS: {e}"))?);
         }
         cfg.sniff_timeout = seconds("--sniff-timeout", self.sniff_timeout)?;
         cfg.validate()?;
         Ok(cfg)
+    }
+}
+
+impl ProxyArgs {
+    /// The HTTP door from `--web-root`, `--tokens` and the `--ws-*` flags.
+    fn web_door(&self) -> anyhow::Result<WebDoor> {
+        let root = match &self.web_root {
+            None => None,
+            Some(dir) => {
+                let mut links = self.web_link_roots.clone();
+                let debian_js =
+                    std::path::Path::new(crate::front::http::static_files::DEBIAN_JAVASCRIPT);
+                if links.is_empty() && debian_js.is_dir() {
+                    links.push(debian_js.to_path_buf());
+                }
+                let root = WebRoot::new(dir)
+                    .and_then(|r| r.with_link_roots(links))
+                    .map_err(|e| anyhow::anyhow!("--web-root {}: {e}", dir.display()))?;
+                Some(root)
+            }
+        };
+        let tokens = match &self.tokens {
+            None => None,
+            Some(path) => {
+                let file = TokenFile::open(path).map_err(|e| anyhow::anyhow!("--tokens: {e}"))?;
+                Some(Arc::new(file) as Arc<dyn TokenLookup + Send + Sync>)
+            }
+        };
+        Ok(WebDoor {
+            root,
+            policy: UpgradePolicy {
+                allowed_origins: (!self.ws_origins.is_empty()).then(|| self.ws_origins.clone()),
+                require_origin: false,
+                tokens,
+            },
+            max_frame: self.ws_max_frame,
+            heartbeat: (self.ws_heartbeat > 0.0)
+                .then(|| seconds("--ws-heartbeat", self.ws_heartbeat))
+                .transpose()?,
+            request_timeout: seconds("--sniff-timeout", self.sniff_timeout)?,
+        })
     }
 }
 

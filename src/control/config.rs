@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::front::tls::CertStore;
+use crate::front::web::WebDoor;
 use crate::front::xpra::XpraDoor;
 use crate::relay::{AutoTuning, DataPathMode, SpliceVia};
 
@@ -43,6 +44,8 @@ pub struct ProxyConfig {
     /// The xpra door, when clients authenticate and pick their session (`--auth`); L4
     /// forwarding to `forward` otherwise.
     pub xpra: Option<Arc<XpraDoor>>,
+    /// The HTTP door (`--web-root`, `--tokens`): pages and WebSocket upgrades.
+    pub web: Option<Arc<WebDoor>>,
     /// TLS on the sniffing door's port: the certificate and key (reloaded on SIGHUP).
     pub tls: Option<Arc<CertStore>>,
     /// With a sniffing door: where connections no door here speaks are relayed.
@@ -85,6 +88,7 @@ impl ProxyConfig {
             connect_timeout: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(10),
             xpra: None,
+            web: None,
             tls: None,
             fallback: None,
             sniff_timeout: Duration::from_secs(5),

@@ -93,9 +93,11 @@ impl Relay {
         let shards = config.shards;
         let stats = Arc::new(Stats::new(shards));
         let shared = Arc::new(Shared {
-            front: match &config.xpra {
-                Some(door) => FrontDoor::Sniff(Arc::new(Doors {
-                    xpra: Some(Arc::clone(door)),
+            front: match (&config.xpra, &config.web) {
+                (None, None) => FrontDoor::Forward(config.forward),
+                (xpra, web) => FrontDoor::Sniff(Arc::new(Doors {
+                    xpra: xpra.clone(),
+                    web: web.clone(),
                     fallback: config.fallback,
                     tls: config
                         .tls
@@ -103,7 +105,6 @@ impl Relay {
                         .map(|certs| tls::server_config(Arc::clone(certs))),
                     sniff_timeout: config.sniff_timeout,
                 })),
-                None => FrontDoor::Forward(config.forward),
             },
             config: config.clone(),
             stats: Arc::clone(&stats),

@@ -19,7 +19,7 @@ use super::shutdown::ShutdownPipe;
 use crate::control::config::ProxyConfig;
 use crate::control::stats::{ShardStats, Stats};
 use crate::front::dispatch::{self, Served};
-use crate::front::{xpra, FrontDoor};
+use crate::front::{web, xpra, FrontDoor};
 use crate::relay::buffer_pool::BufferPool;
 use crate::relay::direction::DataPath;
 use crate::relay::pipe_pool::PipePool;
@@ -179,6 +179,8 @@ async fn serve(shard: Rc<Shard>, client: Conn) {
                         )
                     }
                     Served::Closed { why } => tracing::debug!("closed at the door: {why}"),
+                    Served::Web(web::WebEnd::Xpra(end)) => log_xpra_end(end, stats),
+                    Served::Web(end) => tracing::debug!("http: {end:?}"),
                 }
             }
         }

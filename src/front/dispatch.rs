@@ -12,6 +12,7 @@ use rustls::ServerConfig;
 
 use super::sniff::{sniff, Kind, SniffError};
 use super::tls::TlsStream;
+use super::web::{self, WebDoor, WebEnd};
 use super::xpra::{self, XpraDoor, XpraEnd};
 use crate::control::stats::ShardStats;
 use crate::engine::runtime::{connect, within, Conn};
@@ -27,6 +28,8 @@ pub struct Doors {
     pub xpra: Option<Arc<XpraDoor>>,
     /// Where connections nobody here speaks go (`--fallback`); closed when None.
     pub fallback: Option<SocketAddr>,
+    /// HTTP: the web root and WebSocket upgrades.
+    pub web: Option<Arc<WebDoor>>,
     /// TLS on the same port (`--tls-cert`, `--tls-key`); after the handshake the
     /// plaintext is sniffed again.
     pub tls: Option<Arc<ServerConfig>>,
@@ -42,6 +45,8 @@ pub enum Served {
     Fallback(SessionEnd),
     /// Relayed, from a client that is not a plain socket (TLS, WebSocket).
     Bridged(BridgeEnd),
+    /// An HTTP connection: pages, or a WebSocket session.
+    Web(WebEnd),
     /// Closed at the door.
     Closed {
         why: String,
@@ -74,6 +79,21 @@ pub async fn serve(doors: &Doors, client: Conn, ctx: Ctx<'_>) -> Served {
             Served::Xpra(xpra::serve(door, stream, ctx.shard, &ctx.dp.buffers).await)
         }
         (Kind::Tls, _, Some(config)) => serve_tls(doors, client, &first, config, ctx).await,
+        (Kind::Http, _, _) if doors.web.is_some() => {
+            let web = doors.web.as_deref().expect("checked");
+            let stream = Prefixed::new(first, client);
+            Served::Web(
+                web::serve(
+                    web,
+                    doors.xpra.as_ref(),
+                    stream,
+                    ctx.shard,
+                    &ctx.dp.buffers,
+                    ctx.connect_timeout,
+                )
+                .await,
+            )
+        }
         _ => match doors.fallback {
             Some(addr) => Served::Fallback(
                 relay_after(client, &first, addr, ctx.connect_timeout, ctx.dp, ctx.stats).await,
@@ -129,6 +149,20 @@ async fn serve_tls(
     match (kind, &doors.xpra, doors.fallback) {
         (Kind::Xpra, Some(door), _) => {
             Served::Xpra(xpra::serve(door, stream, ctx.shard, &ctx.dp.buffers).await)
+        }
+        (Kind::Http, _, _) if doors.web.is_some() => {
+            let web = doors.web.as_deref().expect("checked");
+            Served::Web(
+                web::serve(
+                    web,
+                    doors.xpra.as_ref(),
+                    stream,
+                    ctx.shard,
+                    &ctx.dp.buffers,
+                    ctx.connect_timeout,
+                )
+                .await,
+            )
         }
         // TLS terminated here, the plaintext relayed to the fallback server.
         (_, _, Some(addr)) => match connect(addr, ctx.connect_timeout).await {

@@ -9,6 +9,7 @@ pub mod dispatch;
 pub mod http;
 pub mod sniff;
 pub mod tls;
+pub mod web;
 pub mod ws;
 pub mod xpra;
 

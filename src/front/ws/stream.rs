@@ -24,6 +24,8 @@ pub struct WsStream<S> {
     control: RefCell<Vec<u8>>,
     /// The client sent a close frame, or broke the protocol: reads are over.
     closed: Cell<bool>,
+    /// A data frame is being written (its header and payload must stay together).
+    writing: Cell<bool>,
 }
 
 impl<S: ByteStream> WsStream<S> {
@@ -36,7 +38,21 @@ impl<S: ByteStream> WsStream<S> {
             carry: RefCell::new(Vec::new()),
             control: RefCell::new(Vec::new()),
             closed: Cell::new(false),
+            writing: Cell::new(false),
         }
+    }
+
+    /// A heartbeat ping: sent now when no frame is being written, else queued to go out
+    /// before the next one (a busy connection needs no heartbeat to stay open).
+    pub async fn heartbeat(&self) -> io::Result<()> {
+        if self.writing.get() {
+            self.control.borrow_mut().extend(super::ping(b""));
+            return Ok(());
+        }
+        self.writing.set(true);
+        let r = self.ping(b"").await;
+        self.writing.set(false);
+        r
     }
 
     /// Sends a close frame with `code` (best effort) and ends the connection.
@@ -49,6 +65,22 @@ impl<S: ByteStream> WsStream<S> {
     pub async fn ping(&self, payload: &[u8]) -> io::Result<()> {
         self.flush_control().await?;
         self.inner.write_all(&super::ping(payload)).await
+    }
+
+    /// One binary frame: small payloads with their header in one write (one TLS record,
+    /// one segment); big ones as two writes rather than a copy.
+    async fn write_frame(&self, buf: &[u8]) -> io::Result<()> {
+        self.flush_control().await?;
+        let (head, len) = binary_header(buf.len() as u64);
+        if buf.len() <= 16 * 1024 {
+            let mut frame = Vec::with_capacity(len + buf.len());
+            frame.extend_from_slice(&head[..len]);
+            frame.extend_from_slice(buf);
+            self.inner.write_all(&frame).await
+        } else {
+            self.inner.write_all(&head[..len]).await?;
+            self.inner.write_all(buf).await
+        }
     }
 
     async fn flush_control(&self) -> io::Result<()> {
@@ -100,7 +132,10 @@ impl<S: ByteStream> WsStream<S> {
 
 impl<S: ByteStream> ByteStream for WsStream<S> {
     fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        debug_assert!(buf.len() >= 2 * MIN_BUFFER, "room for a carried control frame");
+        debug_assert!(
+            buf.len() >= 2 * MIN_BUFFER,
+            "room for a carried control frame"
+        );
         loop {
             if self.closed.get() {
                 return Poll::Ready(Ok(0));
@@ -131,21 +166,11 @@ impl<S: ByteStream> ByteStream for WsStream<S> {
     }
 
     async fn write_all(&self, buf: &[u8]) -> io::Result<()> {
-        self.flush_control().await?;
-        let (head, len) = binary_header(buf.len() as u64);
-        // Small payloads go out with their header in one write (one TLS record, one
-        // segment); big ones as two writes rather than a copy.
-        if buf.len() <= 16 * 1024 {
-            let mut frame = Vec::with_capacity(len + buf.len());
-            frame.extend_from_slice(&head[..len]);
-            frame.extend_from_slice(buf);
-            self.inner.write_all(&frame).await
-        } else {
-            self.inner.write_all(&head[..len]).await?;
-            self.inner.write_all(buf).await
-        }
+        self.writing.set(true);
+        let r = self.write_frame(buf).await;
+        self.writing.set(false);
+        r
     }
-
     fn shutdown_write(&self) -> io::Result<()> {
         self.inner.shutdown_write()
     }

@@ -1,0 +1,264 @@
+//! The HTTP door: static files from `--web-root` (keep-alive), and WebSocket upgrades: to
+//! the xpra door (the HTML5 client), or by `?token=` to a raw target (X2Go kdrive, VNC-style)
+//! bridged byte for byte.
+
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use futures_lite::future::{or, poll_fn};
+
+use super::http::{self, Action, BodySource, HttpError, Route, Target, UpgradePolicy, WebRoot};
+use super::ws::{CloseCode, WsStream};
+use super::xpra::{self, XpraDoor, XpraEnd};
+use crate::engine::runtime::{connect, sleep, within};
+use crate::relay::bridge::{bridge, BridgeEnd};
+use crate::relay::buffer_pool::BufferPool;
+use crate::relay::stream::{ByteStream, Prefixed};
+
+/// The HTTP door's configuration.
+#[derive(Debug)]
+pub struct WebDoor {
+    /// Static files (`--web-root`), None: no pages, WebSocket only.
+    pub root: Option<WebRoot>,
+    /// Upgrade rules: Origin allow-list, token map.
+    pub policy: UpgradePolicy,
+    /// Largest WebSocket frame accepted from a client (close 1009 above).
+    pub max_frame: u64,
+    /// Ping interval on idle WebSocket sessions (`--ws-heartbeat`).
+    pub heartbeat: Option<Duration>,
+    /// Time to wait for a request head (and between keep-alive requests).
+    pub request_timeout: Duration,
+}
+
+/// How an HTTP connection ended.
+#[derive(Debug)]
+pub enum WebEnd {
+    /// Pages served, then closed (`why`).
+    Pages { requests: u32, why: String },
+    /// The HTML5 client's session through the xpra door.
+    Xpra(XpraEnd),
+    /// A raw WebSocket session by token.
+    Bridged { target: String, end: BridgeEnd },
+    /// Refused before or at the upgrade.
+    Refused { why: String },
+}
+
+/// Serves one HTTP connection (plain or inside TLS).
+pub async fn serve(
+    web: &WebDoor,
+    xpra_door: Option<&Arc<XpraDoor>>,
+    stream: impl ByteStream,
+    shard: usize,
+    pool: &BufferPool,
+    connect_timeout: Duration,
+) -> WebEnd {
+    let tls = stream.is_tls();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut requests = 0;
+    loop {
+        let (req, head_len) = match read_head(&stream, &mut buf, web.request_timeout, pool).await {
+            Ok(found) => found,
+            Err(why) => {
+                if let Some(e) = &why.1 {
+                    let _ = stream.write_all(&e.response(tls)).await;
+                }
+                stream.shutdown_both();
+                return WebEnd::Pages {
+                    requests,
+                    why: why.0,
+                };
+            }
+        };
+        requests += 1;
+        let rest = buf.split_off(head_len);
+        buf = rest;
+        match http::handle(&req, web.root.as_ref(), &web.policy, tls) {
+            Action::Refuse(e) => {
+                let _ = stream.write_all(&e.response(tls)).await;
+                let _ = stream.close_write().await;
+                stream.shutdown_both();
+                return WebEnd::Refused { why: e.to_string() };
+            }
+            Action::Static(resp) => {
+                if let Err(e) = send_static(&stream, &resp.head, &resp.body).await {
+                    stream.shutdown_both();
+                    return WebEnd::Pages {
+                        requests,
+                        why: e.to_string(),
+                    };
+                }
+                if !resp.keep_alive {
+                    let _ = stream.close_write().await;
+                    stream.shutdown_both();
+                    return WebEnd::Pages {
+                        requests,
+                        why: "done".into(),
+                    };
+                }
+            }
+            Action::Upgrade(accepted)
+                if matches!(accepted.route, Route::Xpra) && xpra_door.is_none() =>
+            {
+                // No token, and no xpra door to take it: refused before the upgrade.
+                let e = HttpError::Forbidden("no xpra sessions here");
+                let _ = stream.write_all(&e.response(tls)).await;
+                let _ = stream.close_write().await;
+                stream.shutdown_both();
+                return WebEnd::Refused { why: e.to_string() };
+            }
+            Action::Upgrade(accepted) => {
+                if stream.write_all(&accepted.response).await.is_err() {
+                    return WebEnd::Pages {
+                        requests,
+                        why: "client gone".into(),
+                    };
+                }
+                // Bytes after the head are the first frames.
+                let ws = WsStream::new(Prefixed::new(buf, stream), web.max_frame);
+                return upgraded(
+                    web,
+                    xpra_door,
+                    ws,
+                    accepted.route,
+                    shard,
+                    pool,
+                    connect_timeout,
+                )
+                .await;
+            }
+        }
+    }
+}
+
+async fn upgraded<S: ByteStream>(
+    web: &WebDoor,
+    xpra_door: Option<&Arc<XpraDoor>>,
+    ws: WsStream<S>,
+    route: Route,
+    shard: usize,
+    pool: &BufferPool,
+    connect_timeout: Duration,
+) -> WebEnd {
+    match route {
+        Route::Xpra => match xpra_door {
+            Some(door) => WebEnd::Xpra(xpra::serve(door, ws, shard, pool).await),
+            None => {
+                ws.close_with(CloseCode::Policy, "no xpra sessions here")
+                    .await;
+                WebEnd::Refused {
+                    why: "xpra over WebSocket, and no xpra door".into(),
+                }
+            }
+        },
+        Route::Token(target) => {
+            let addr = match &target {
+                Target::Addr(a) => Some(*a),
+                Target::Host { host, port } => {
+                    std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), *port))
+                        .ok()
+                        .and_then(|mut a| a.next())
+                }
+            };
+            let backend = match addr {
+                Some(a) => connect(a, connect_timeout).await.ok(),
+                None => None,
+            };
+            let Some(backend) = backend else {
+                // RFC 6455 1011: the server cannot fulfil the request.
+                ws.close_with(CloseCode::Error, "backend unreachable").await;
+                ws.shutdown_both();
+                return WebEnd::Refused {
+                    why: format!("token target {target} unreachable"),
+                };
+            };
+            let end = match web.heartbeat {
+                None => bridge(&ws, &backend, pool).await,
+                Some(every) => {
+                    or(bridge(&ws, &backend, pool), async {
+                        loop {
+                            sleep(every).await;
+                            if ws.heartbeat().await.is_err() {
+                                std::future::pending::<()>().await;
+                            }
+                        }
+                    })
+                    .await
+                }
+            };
+            WebEnd::Bridged {
+                target: target.to_string(),
+                end,
+            }
+        }
+    }
+}
+
+/// Reads until `buf` holds a whole request head; the error says why (and what to answer).
+async fn read_head(
+    stream: &impl ByteStream,
+    buf: &mut Vec<u8>,
+    timeout: Duration,
+    pool: &BufferPool,
+) -> Result<(http::Request, usize), (String, Option<HttpError>)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match http::parse(buf) {
+            Ok(Some(found)) => return Ok(found),
+            Ok(None) => {}
+            Err(e) => return Err((e.to_string(), Some(e))),
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let read = within(left, read_some(stream, buf, pool)).await;
+        match read {
+            None => return Err(("request timeout".into(), None)),
+            Some(Ok(0)) => return Err(("closed".into(), None)),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err((e.to_string(), None)),
+        }
+    }
+}
+
+async fn read_some(
+    stream: &impl ByteStream,
+    buf: &mut Vec<u8>,
+    pool: &BufferPool,
+) -> io::Result<usize> {
+    poll_fn(|cx| {
+        let mut scratch = pool.take();
+        let r = stream.poll_read(cx, &mut scratch);
+        if let Poll::Ready(Ok(n)) = r {
+            buf.extend_from_slice(&scratch[..n]);
+        }
+        pool.give_back(scratch);
+        r
+    })
+    .await
+}
+
+/// Writes a static response. Files are read in 64 KiB pieces from the page cache on the
+/// shard (web-root files are small and hot: the HTML5 client is ~2 MiB in all).
+async fn send_static(stream: &impl ByteStream, head: &[u8], body: &BodySource) -> io::Result<()> {
+    stream.write_all(head).await?;
+    match body {
+        BodySource::Empty => Ok(()),
+        BodySource::Bytes(b) => stream.write_all(b).await,
+        BodySource::File { path, len } => {
+            let mut file = std::fs::File::open(path)?;
+            let mut left = *len;
+            let mut chunk = vec![0u8; 64 * 1024];
+            while left > 0 {
+                let want = chunk.len().min(left as usize);
+                let n = file.read(&mut chunk[..want])?;
+                if n == 0 {
+                    // The file shrank after the head promised `len` bytes: close, do not lie.
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                stream.write_all(&chunk[..n]).await?;
+                left -= n as u64;
+            }
+            Ok(())
+        }
+    }
+}

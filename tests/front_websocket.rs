@@ -1,0 +1,216 @@
+//! WebSocket on the shared port: raw targets by token, checked byte for byte with an
+//! independent client (Python's `websockets`); the close codes and HTTP refusals a client
+//! gets for bad input; xpra over WebSocket through the same door as TCP.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Backend, RelayProcess};
+use deskrelay::front::ws::{client_binary, client_frame, CloseCode, OpCode};
+
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("deskrelay-ws-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A relay with a token file naming `target` as `good`.
+fn token_relay(scratch: &Scratch, target: &str, extra: &[&str]) -> RelayProcess {
+    let tokens = scratch.file("tokens", &format!("# raw targets\ngood: {target}\n"));
+    let mut args = vec!["--tokens", tokens.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    RelayProcess::start(&args)
+}
+
+fn python(script: &str) -> (bool, String) {
+    let out = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn a_token_session_carries_every_byte_both_ways() {
+    let scratch = Scratch::new("bytes");
+    let echo = Backend::echo();
+    let relay = token_relay(&scratch, &echo.addr.to_string(), &[]);
+    let script = format!(
+        r#"
+import asyncio, websockets
+async def main():
+    async with websockets.connect("ws://127.0.0.1:{port}/?token=good", subprotocols=["binary"], max_size=None) as ws:
+        assert ws.subprotocol == "binary", ws.subprotocol
+        sent = b""
+        for i, size in enumerate([1, 125, 126, 65535, 65536, 1 << 20, 7, 300000]):
+            chunk = bytes((i * 31 + j) % 251 for j in range(size))
+            await ws.send(chunk)
+            sent += chunk
+        got = b""
+        while len(got) < len(sent):
+            got += await ws.recv()
+        print("ok" if got == sent else "mismatch at %d" % next(i for i in range(len(got)) if got[i] != sent[i]))
+asyncio.run(main())
+"#,
+        port = relay.addr.port()
+    );
+    let (ok, out) = python(&script);
+    assert!(
+        ok && out.trim_end().ends_with("ok"),
+        "{out}\n{}",
+        relay.stderr()
+    );
+}
+
+#[test]
+fn an_unknown_token_or_a_port_in_the_url_is_refused_before_the_upgrade() {
+    let scratch = Scratch::new("refuse");
+    let echo = Backend::echo();
+    let relay = token_relay(&scratch, &echo.addr.to_string(), &[]);
+    for query in ["?token=bad", "?port=22", ""] {
+        let mut s = relay.connect();
+        write!(
+            s,
+            "GET /{query} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 403"), "{query}: {answer}");
+    }
+}
+
+/// Upgrades a raw socket to `?token=good`; returns it after the 101.
+fn upgraded(relay: &RelayProcess) -> TcpStream {
+    let mut s = relay.connect();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "GET /?token=good HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Protocol: binary\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{head}");
+    s
+}
+
+/// Reads server frames until a close; returns its code.
+fn close_code(s: &mut TcpStream) -> u16 {
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    let mut pos = 0;
+    while pos + 2 <= all.len() {
+        let op = all[pos] & 0x0f;
+        let mut len = (all[pos + 1] & 0x7f) as usize;
+        let mut at = pos + 2;
+        if len == 126 {
+            len = u16::from_be_bytes([all[at], all[at + 1]]) as usize;
+            at += 2;
+        } else if len == 127 {
+            len = u64::from_be_bytes(all[at..at + 8].try_into().unwrap()) as usize;
+            at += 8;
+        }
+        if op == 0x8 {
+            return u16::from_be_bytes([all[at], all[at + 1]]);
+        }
+        pos = at + len;
+    }
+    panic!("no close frame in {} bytes", all.len());
+}
+
+#[test]
+fn bad_frames_get_their_close_codes() {
+    let scratch = Scratch::new("codes");
+    let echo = Backend::echo();
+    let relay = token_relay(
+        &scratch,
+        &echo.addr.to_string(),
+        &["--ws-max-frame", "65536"],
+    );
+    let key = [1, 2, 3, 4];
+    // Text frames: 1003. Unmasked frames: 1002. Over --ws-max-frame: 1009.
+    let text = client_frame(
+        OpCode::Data(tungstenite::protocol::frame::coding::Data::Text),
+        true,
+        b"hi",
+        key,
+    );
+    let mut unmasked = client_binary(b"hello", key);
+    unmasked[1] &= 0x7f;
+    unmasked.drain(2..6);
+    let mut big = vec![0x82u8, 0xff];
+    big.extend_from_slice(&(1u64 << 30).to_be_bytes());
+    big.extend_from_slice(&key);
+    for (frame, code) in [(text, 1003), (unmasked, 1002), (big, 1009)] {
+        let mut s = upgraded(&relay);
+        s.write_all(&frame).unwrap();
+        assert_eq!(close_code(&mut s), code);
+    }
+    // A clean close is answered with a close.
+    let mut s = upgraded(&relay);
+    s.write_all(&deskrelay::front::ws::client_close(
+        CloseCode::Normal,
+        "bye",
+        key,
+    ))
+    .unwrap();
+    assert_eq!(close_code(&mut s), 1000);
+}
+
+#[test]
+fn an_unreachable_token_target_closes_with_1011() {
+    let scratch = Scratch::new("1011");
+    let relay = token_relay(&scratch, &common::dead_addr().to_string(), &[]);
+    let mut s = upgraded(&relay);
+    assert_eq!(close_code(&mut s), 1011);
+}
+
+#[test]
+fn the_heartbeat_pings_an_idle_session() {
+    let scratch = Scratch::new("ping");
+    let echo = Backend::echo();
+    let relay = token_relay(&scratch, &echo.addr.to_string(), &["--ws-heartbeat", "0.2"]);
+    let mut s = upgraded(&relay);
+    let mut head = [0u8; 2];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(head[0], 0x89, "a ping frame (FIN + opcode 9)");
+}
