@@ -16,12 +16,16 @@ declare -A peers=(
   [xdpyinfo]=x11-utils # display readiness
   [xwininfo]=x11-utils # what the client shows
   [xauth]=xauth
+  [chromium]=chromium  # headless browser for the web tests (tests/common/browser.rs)
+  [chromedriver]=chromium-driver # drives it over WebDriver; same version as the browser
 )
-# Python modules of the system python3 that xpra runs on (module -> package):
+# Python modules of the system python3 (/usr/bin/python3: xpra and the test helpers) (module -> package):
 declare -A py_modules=(
   [PIL]=python3-pil            # xpra's image codecs; screen grabs in the tests
   [lz4]=python3-lz4            # the lz4 packet compression real clients negotiate
   [gi_cairo]=python3-gi-cairo  # without it the client maps windows but never paints them
+  [selenium]=python3-selenium  # drives chromedriver (tests/common/browser/driver.py)
+  [websockets]=python3-websockets # an independent WebSocket client (browser/ws_client.py)
 )
 missing=()
 for cmd in "${!peers[@]}"; do

@@ -1,8 +1,10 @@
 //! Shared helpers of the integration tests: the real `deskrelay` binary on loopback, simple
 //! threaded backends, and a deterministic byte pattern to check streams byte for byte.
-//! Real xpra peers (server, client, `xpra info`, wire taps) live in [`xpra`].
+//! Real xpra peers (server, client, `xpra info`, wire taps) live in [`xpra`]; headless
+//! Chromium and an independent WebSocket client in [`browser`].
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod browser;
 pub mod xpra;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
