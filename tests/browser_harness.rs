@@ -6,12 +6,12 @@
 
 mod common;
 use common::browser::{
-    artifact_dir, compare_png_regions, html5_client_url, html5_server_opts, png_region_stats,
-    png_size, server_screenshot, ws_exchange, Browser, BrowserOpts, CanvasRegion, WsClientOpts,
+    artifact_dir, compare_png_regions, compare_with_server, html5_client_url, html5_server_opts,
+    png_region_stats, png_size, ws_exchange, Browser, BrowserOpts, Pictures, WsClientOpts,
     BROWSER_TIMEOUT,
 };
 use common::xpra::{rencode_frame, rencode_strings, tagged_processes, wait_untagged, XpraServer};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Asserts that no process started under any of `tags` is still alive.
@@ -19,32 +19,6 @@ fn assert_no_leftovers(tags: &[String]) {
     for tag in tags {
         let left = wait_untagged(tag, Duration::from_secs(20));
         assert!(left.is_empty(), "processes left behind by {tag}: {left:?}");
-    }
-}
-
-/// A directory for this test's pictures under `target/tmp/browser/`, kept when the test
-/// fails and removed when it passes.
-struct Pictures(PathBuf);
-
-impl Pictures {
-    fn new(name: &str) -> Self {
-        let dir = artifact_dir(&format!("{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-}
-
-impl Drop for Pictures {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("pictures kept in {}", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
     }
 }
 
@@ -78,43 +52,6 @@ fn version_reply_frame() -> Vec<u8> {
     p.extend(rstr("version"));
     p.extend(rstr("3.1.3"));
     rencode_frame(&p)
-}
-
-/// Screenshots the page and the server until the window's region of the page matches what
-/// the server shows (xclock moves its hands once a minute, so one pair of pictures may
-/// straddle a tick); returns the page screenshot and the comparison.
-fn compare_with_server(
-    browser: &Browser,
-    server: &XpraServer,
-    canvas: &CanvasRegion,
-    pics: &Pictures,
-) -> (PathBuf, common::browser::Comparison) {
-    let page = pics.path("page.png");
-    let reference = pics.path("server.png");
-    let mut last = None;
-    for _ in 0..3 {
-        let size = server_screenshot(server, &reference)
-            .unwrap_or_else(|e| browser.fail(&format!("server screenshot: {e}")));
-        assert_eq!(
-            size,
-            (canvas.width, canvas.height),
-            "the server's picture of its windows and the page's canvas differ in size"
-        );
-        browser.screenshot_png(&page);
-        let cmp = compare_png_regions(&page, (canvas.x, canvas.y), &reference, (0, 0), size, 48)
-            .unwrap_or_else(|e| browser.fail(&e));
-        if cmp.matched >= 0.99 && cmp.ink_match >= 0.9 {
-            return (page, cmp);
-        }
-        last = Some(cmp);
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    browser.fail(&format!(
-        "the window's region of the page ({canvas:?}) does not show what the server shows: \
-         {last:?}; page: {}, server: {}",
-        page.display(),
-        reference.display()
-    ))
 }
 
 #[test]

@@ -865,3 +865,66 @@ fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
+
+/// A directory for this test's pictures under `target/tmp/browser/`, kept when the test
+/// fails and removed when it passes.
+pub struct Pictures(PathBuf);
+
+impl Pictures {
+    pub fn new(name: &str) -> Self {
+        let dir = artifact_dir(&format!("{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+}
+
+impl Drop for Pictures {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("pictures kept in {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// Screenshots the page and the server until the window's region of the page matches what
+/// the server shows (xclock moves its hands once a minute, so one pair of pictures may
+/// straddle a tick); returns the page screenshot and the comparison.
+pub fn compare_with_server(
+    browser: &Browser,
+    server: &XpraServer,
+    canvas: &CanvasRegion,
+    pics: &Pictures,
+) -> (PathBuf, Comparison) {
+    let page = pics.path("page.png");
+    let reference = pics.path("server.png");
+    let mut last = None;
+    for _ in 0..3 {
+        let size = server_screenshot(server, &reference)
+            .unwrap_or_else(|e| browser.fail(&format!("server screenshot: {e}")));
+        assert_eq!(
+            size,
+            (canvas.width, canvas.height),
+            "the server's picture of its windows and the page's canvas differ in size"
+        );
+        browser.screenshot_png(&page);
+        let cmp = compare_png_regions(&page, (canvas.x, canvas.y), &reference, (0, 0), size, 48)
+            .unwrap_or_else(|e| browser.fail(&e));
+        if cmp.matched >= 0.99 && cmp.ink_match >= 0.9 {
+            return (page, cmp);
+        }
+        last = Some(cmp);
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    browser.fail(&format!(
+        "the window's region of the page ({canvas:?}) does not show what the server shows: \
+         {last:?}; page: {}, server: {}",
+        page.display(),
+        reference.display()
+    ))
+}

@@ -105,6 +105,9 @@ def main():
         "--disable-renderer-backgrounding",
         "--disable-backgrounding-occluded-windows",
         "--mute-audio",
+        # The wss:// tests serve a self-signed certificate made by the test (rcgen) on
+        # 127.0.0.1; this browser only ever opens loopback pages.
+        "--ignore-certificate-errors",
         "--hide-scrollbars",
         "--force-device-scale-factor=1",
         "--window-size=%d,%d" % (args.width, args.height),
