@@ -143,6 +143,6 @@ fn plot_reports(out: &Path, direction: &str, reports: &[std::path::PathBuf]) -> 
 /// `loadgen relay -- proxy ...`: the relay child, exactly `deskrelay proxy ...`.
 fn run_relay(args: &[String]) -> Result<ExitCode> {
     let args = std::iter::once("deskrelay".to_string()).chain(args.iter().cloned());
-    deskrelay::control::cli::Cli::parse_from(args).run()?;
+    deskrelay::control::cli::Cli::try_parse_from_args(args)?.run()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,9 +1,10 @@
 //! The command line (clap derive); doc comments are the help text.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
-use std::time::Duration;
-
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -27,13 +28,68 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the proxy variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Relay connections: to one backend (L4), or as an xpra proxy (`--auth`).
     Proxy(ProxyArgs),
+    /// Check a `--config` file: every error with its line; exit status 1 if any.
+    CheckConfig {
+        /// The TOML file (keys are `proxy`'s long flag names).
+        file: PathBuf,
+    },
 }
 
 impl Cli {
+    /// Parses the process's command line, reading `proxy --config FILE` if given (exits
+    /// with the errors, and their lines, as clap does for flags).
+    pub fn from_env() -> Cli {
+        Self::try_parse_from_args(std::env::args_os()).unwrap_or_else(|e| {
+            eprintln!("{e:#}");
+            std::process::exit(2)
+        })
+    }
+
+    /// [`Cli::from_env`] for given arguments: the config file's keys go in front of the
+    /// command line's own flags, which therefore win.
+    pub fn try_parse_from_args(
+        args: impl IntoIterator<Item = impl Into<OsString>>,
+    ) -> anyhow::Result<Cli> {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let cli = Cli::try_parse_from(&args)?;
+        let Command::Proxy(proxy) = &cli.command else {
+            return Ok(cli);
+        };
+        let Some(path) = &proxy.config else {
+            return Ok(cli);
+        };
+        let file = super::config_file::ConfigFile::load(path).map_err(|errors| {
+            anyhow::anyhow!(errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"))
+        })?;
+        // argv: the program and everything up to `proxy`, the file's flags, the rest.
+        let at = args
+            .iter()
+            .position(|a| a == "proxy")
+            .expect("parsed as proxy");
+        let mut merged: Vec<OsString> = args[..=at].to_vec();
+        merged.extend(file.to_args(&args[at + 1..]));
+        merged.extend_from_slice(&args[at + 1..]);
+        Ok(Cli::try_parse_from(merged)?)
+    }
+
+    /// The relay configuration `proxy` would run with.
+    pub fn into_config(self) -> anyhow::Result<ProxyConfig> {
+        match self.command {
+            Command::Proxy(args) => args.into_config(),
+            Command::CheckConfig { .. } => anyhow::bail!("not a proxy command"),
+        }
+    }
+
     /// Sets up logging (tracing to stderr, colours only on a terminal) and runs the command:
     /// what the `deskrelay` binary does, and what loadgen's relay child does with the same
     /// arguments.
@@ -46,6 +102,17 @@ impl Cli {
             .init();
         match self.command {
             Command::Proxy(args) => crate::run_proxy(args.into_config()?),
+            Command::CheckConfig { file } => {
+                let errors = super::config_file::check(&file);
+                if errors.is_empty() {
+                    println!("{}: ok", file.display());
+                    return Ok(());
+                }
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                std::process::exit(1)
+            }
         }
     }
 }
@@ -53,6 +120,11 @@ impl Cli {
 /// Flags of `deskrelay proxy`.
 #[derive(Debug, clap::Args)]
 pub struct ProxyArgs {
+    /// Read flags from a TOML file: each key is a flag's long name (`bind = ["..."]`,
+    /// `connect-timeout = 5`); flags on the command line override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Address to listen on; repeat for several. Every shard listens on each (SO_REUSEPORT).
     #[arg(long = "bind", value_name = "ADDR", default_value = DEFAULT_BIND)]
     pub binds: Vec<SocketAddr>,

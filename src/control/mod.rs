@@ -1,5 +1,7 @@
-//! Control plane: configuration, command line, and the counters every shard keeps.
+//! Control plane: configuration (command line, TOML file), and the counters every shard
+//! keeps.
 
 pub mod cli;
 pub mod config;
+pub mod config_file;
 pub mod stats;

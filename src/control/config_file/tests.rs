@@ -1,0 +1,98 @@
+//! The config file's contract: keys are flag names, the command line wins, and every error
+//! comes back with its line.
+
+use std::io::Write;
+
+use super::*;
+
+fn file(text: &str) -> (tempdir::Dir, PathBuf) {
+    let dir = tempdir::Dir::new();
+    let path = dir.0.join("deskrelay.toml");
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    (dir, path)
+}
+
+mod tempdir {
+    pub struct Dir(pub std::path::PathBuf);
+    impl Dir {
+        pub fn new() -> Self {
+            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let p = std::env::temp_dir().join(format!("deskrelay-cfg-{}-{n}", std::process::id()));
+            std::fs::create_dir_all(&p).unwrap();
+            Dir(p)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+#[test]
+fn the_file_sets_flags_and_the_command_line_overrides_them() {
+    let (_d, path) = file(
+        "# a relay\nbind = [\"127.0.0.1:15000\", \"127.0.0.1:15001\"]\nshards = 1\nconnect-timeout = 2.5\n",
+    );
+    let p = path.to_str().unwrap();
+    let cli = Cli::try_parse_from_args(["deskrelay", "proxy", "--config", p]).unwrap();
+    let cfg = cli.into_config().unwrap();
+    assert_eq!(cfg.binds.len(), 2);
+    assert_eq!(cfg.shards, 1);
+    assert_eq!(cfg.connect_timeout, std::time::Duration::from_millis(2500));
+
+    let cli = Cli::try_parse_from_args([
+        "deskrelay",
+        "proxy",
+        "--config",
+        p,
+        "--shards",
+        "3",
+        "--bind",
+        "127.0.0.1:16000",
+    ])
+    .unwrap();
+    let cfg = cli.into_config().unwrap();
+    assert_eq!(cfg.shards, 3, "the command line wins");
+    assert_eq!(cfg.binds, vec!["127.0.0.1:16000".parse().unwrap()]);
+}
+
+#[test]
+fn check_reports_every_error_with_its_line() {
+    let (_d, path) =
+        file("bind = \"not an address\"\nshards = 1\nno-such-flag = 3\ndata-path = \"teleport\"\n");
+    let errors = check(&path);
+    let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
+    assert_eq!(lines, vec![1, 3, 4], "{errors:#?}");
+    assert!(
+        errors[1].message.contains("unknown key `no-such-flag`"),
+        "{errors:#?}"
+    );
+    assert!(errors[0]
+        .to_string()
+        .starts_with(&format!("{}:1: ", path.display())));
+}
+
+#[test]
+fn syntax_errors_and_combinations_are_reported_too() {
+    let (_d, path) = file("bind = [\n");
+    let errors = check(&path);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].line >= 1);
+
+    let (_d2, path) = file("session = \"tcp://127.0.0.1:1/\"\n");
+    let errors = check(&path);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].line, 0);
+    assert!(
+        errors[0].message.contains("--session needs --auth allow"),
+        "{errors:#?}"
+    );
+
+    let (_d3, path) = file("shards = 2\n");
+    assert!(check(&path).is_empty());
+}
