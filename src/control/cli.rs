@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use super::config::{ProxyConfig, DEFAULT_BIND, DEFAULT_FORWARD};
+use crate::engine::privileges::RunAs;
 use crate::front::http::{TokenFile, TokenLookup, UpgradePolicy, WebRoot};
 use crate::front::tls::CertStore;
 use crate::front::web::WebDoor;
@@ -242,6 +243,16 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub sniff_timeout: f64,
 
+    /// Become this user (name or uid) once the listening sockets are bound: start as root
+    /// for port 443, serve as nobody. Files read later (multifile, tokens, certificates on
+    /// SIGHUP) must be readable by it.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+
+    /// The group to run as with --user (name or gid); default: the user's own.
+    #[arg(long, value_name = "GROUP", requires = "user")]
+    pub group: Option<String>,
+
     /// Seconds a client has to authenticate.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub pre_auth_timeout: f64,
@@ -294,6 +305,12 @@ impl ProxyArgs {
             anyhow::bail!("--fallback needs a door beside it: --auth, --web-root or --tokens");
         }
         cfg.fallback = self.fallback;
+        if let Some(user) = &self.user {
+            cfg.run_as = Some(
+                RunAs::resolve(user, self.group.as_deref())
+                    .map_err(|e| anyhow::anyhow!("--user: {e}"))?,
+            );
+        }
         if self.web_root.is_some() || self.tokens.is_some() {
             cfg.web = Some(Arc::new(self.web_door()?));
         }

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::engine::privileges::RunAs;
 use crate::front::tls::CertStore;
 use crate::front::web::WebDoor;
 use crate::front::xpra::XpraDoor;
@@ -52,6 +53,8 @@ pub struct ProxyConfig {
     pub fallback: Option<SocketAddr>,
     /// With a sniffing door: time a client has to send its first recognisable bytes.
     pub sniff_timeout: Duration,
+    /// Who to become once the listeners are bound (`--user`, `--group`).
+    pub run_as: Option<RunAs>,
 }
 
 /// A configuration that cannot run, with the reason.
@@ -92,6 +95,7 @@ impl ProxyConfig {
             tls: None,
             fallback: None,
             sniff_timeout: Duration::from_secs(5),
+            run_as: None,
         }
     }
 

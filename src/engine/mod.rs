@@ -7,6 +7,7 @@
 
 mod accept;
 pub mod listener;
+pub mod privileges;
 pub mod runtime;
 mod shard;
 pub mod shutdown;
@@ -90,6 +91,12 @@ impl Relay {
         config.validate()?;
         let bound = listener::bind_all(&config.binds, config.shards)?;
         let shutdown = ShutdownPipe::new().context("cannot create the shutdown pipe")?;
+        if let Some(run_as) = config.run_as {
+            run_as
+                .apply()
+                .with_context(|| format!("cannot become uid {} gid {}", run_as.uid, run_as.gid))?;
+            tracing::info!(uid = run_as.uid, gid = run_as.gid, "privileges dropped");
+        }
         let shards = config.shards;
         let stats = Arc::new(Stats::new(shards));
         let shared = Arc::new(Shared {
