@@ -243,6 +243,15 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub sniff_timeout: f64,
 
+    /// Most sessions at once (all shards); connections past it are closed at once, counted
+    /// and logged (at most a line a second).
+    #[arg(long, value_name = "N")]
+    pub max_sessions: Option<usize>,
+
+    /// Most sessions at once from one client address.
+    #[arg(long, value_name = "N")]
+    pub max_sessions_per_client: Option<usize>,
+
     /// Become this user (name or uid) once the listening sockets are bound: start as root
     /// for port 443, serve as nobody. Files read later (multifile, tokens, certificates on
     /// SIGHUP) must be readable by it.
@@ -305,6 +314,8 @@ impl ProxyArgs {
             anyhow::bail!("--fallback needs a door beside it: --auth, --web-root or --tokens");
         }
         cfg.fallback = self.fallback;
+        cfg.max_sessions = self.max_sessions;
+        cfg.max_sessions_per_client = self.max_sessions_per_client;
         if let Some(user) = &self.user {
             cfg.run_as = Some(
                 RunAs::resolve(user, self.group.as_deref())

@@ -55,6 +55,9 @@ pub struct ProxyConfig {
     pub sniff_timeout: Duration,
     /// Who to become once the listeners are bound (`--user`, `--group`).
     pub run_as: Option<RunAs>,
+    /// Sessions in all, and from one client address; more are closed at once.
+    pub max_sessions: Option<usize>,
+    pub max_sessions_per_client: Option<usize>,
 }
 
 /// A configuration that cannot run, with the reason.
@@ -96,6 +99,8 @@ impl ProxyConfig {
             fallback: None,
             sniff_timeout: Duration::from_secs(5),
             run_as: None,
+            max_sessions: None,
+            max_sessions_per_client: None,
         }
     }
 

@@ -23,6 +23,8 @@ pub struct ShardStats {
     pub pipe_shortages: AtomicU64,
     /// Connections closed because they sent nothing recognisable in time.
     pub sniff_timeouts: AtomicU64,
+    /// Connections turned away by --max-sessions or --max-sessions-per-client.
+    pub limit_refusals: AtomicU64,
 }
 
 impl ShardStats {

@@ -6,6 +6,7 @@
 //! returns after SIGINT or SIGTERM once every shard has drained.
 
 mod accept;
+pub mod limits;
 pub mod listener;
 pub mod privileges;
 pub mod runtime;
@@ -113,6 +114,7 @@ impl Relay {
                     sniff_timeout: config.sniff_timeout,
                 })),
             },
+            limits: limits::Limits::new(config.max_sessions, config.max_sessions_per_client),
             config: config.clone(),
             stats: Arc::clone(&stats),
             shutdown: Arc::clone(&shutdown),

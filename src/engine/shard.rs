@@ -14,6 +14,7 @@ use futures_lite::future;
 use tracing::Instrument;
 
 use super::accept::accept_loop;
+use super::limits::Limits;
 use super::runtime::{self, listener_from_fd, Conn};
 use super::shutdown::ShutdownPipe;
 use crate::control::config::ProxyConfig;
@@ -41,6 +42,8 @@ pub struct Shared {
     pub stats: Arc<Stats>,
     pub shutdown: Arc<ShutdownPipe>,
     pub front: FrontDoor,
+    /// `--max-sessions`, `--max-sessions-per-client`.
+    pub limits: Arc<Limits>,
 }
 
 /// A shard's own state.
@@ -137,6 +140,15 @@ async fn drain(shard: &Shard, timeout: Duration) {
 async fn serve(shard: Rc<Shard>, client: Conn) {
     let stats = shard.stats();
     ShardStats::add(&stats.accepted, 1);
+    let ip = client.peer_addr().ok().map(|a| a.ip());
+    let _slot = match shard.shared.limits.admit(ip) {
+        Ok(slot) => slot,
+        Err(_) => {
+            ShardStats::add(&stats.limit_refusals, 1);
+            client.abort();
+            return;
+        }
+    };
     ShardStats::add(&stats.active, 1);
     shard.active.set(shard.active.get() + 1);
     let peer = client
