@@ -10,6 +10,9 @@
 //!   beyond them: a v1 line ends within [`V1_MAX_LINE`] bytes, a v2 header declares at most
 //!   [`V2_MAX_LEN`] bytes of addresses and TLVs.
 //! - [`encode_v2`] and [`encode_v2_local`] write the header we send to backends.
+//! - [`Cidr`] and [`TrustedSources`] say which peers may send a header at all: the spec
+//!   forbids guessing whether one is present, so the caller expects one from trusted
+//!   balancers only and refuses (never sniffs) it from anyone else.
 //!
 //! Every [`ProxyError`] is the fault of the peer that sent the header (the balancer, or a
 //! client connecting where a balancer was expected): log it at `warn` and close.
@@ -18,9 +21,12 @@
 //! (`::ffff:a.b.c.d`) come back as IPv4, so `parse(&encode_v2(a, b))` gives `a` and `b`
 //! back even when one is IPv4 and the other IPv6.
 
+mod cidr;
 mod v1;
 mod v2;
 
+#[cfg(test)]
+mod cidr_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -28,6 +34,7 @@ mod v1_tests;
 
 use std::net::{IpAddr, SocketAddr};
 
+pub use cidr::{Cidr, CidrError, TrustedSources};
 pub use v2::{encode_v2, encode_v2_local};
 
 /// The 12 bytes that open a v2 header.
