@@ -7,6 +7,7 @@
 
 pub mod dispatch;
 pub mod http;
+pub mod proxy_protocol;
 pub mod sniff;
 pub mod tls;
 pub mod web;
