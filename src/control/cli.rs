@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use super::config::{ProxyConfig, DEFAULT_BIND, DEFAULT_FORWARD};
 use crate::engine::privileges::RunAs;
 use crate::front::http::{TokenFile, TokenLookup, UpgradePolicy, WebRoot};
+use crate::front::proxy_protocol::Cidr;
 use crate::front::tls::CertStore;
 use crate::front::web::WebDoor;
 use crate::front::xpra::{AuthMode, XpraDoor};
@@ -243,6 +244,15 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub sniff_timeout: f64,
 
+    /// Networks (CIDR, comma-separated or repeated) of balancers whose connections start
+    /// with a PROXY protocol v1/v2 header naming the real client; others are taken as is.
+    #[arg(long = "accept-proxy-from", value_name = "CIDR", value_delimiter = ',')]
+    pub accept_proxy_from: Vec<Cidr>,
+
+    /// Start every backend connection with a PROXY v2 header naming the client.
+    #[arg(long)]
+    pub send_proxy: bool,
+
     /// Most sessions at once (all shards); connections past it are closed at once, counted
     /// and logged (at most a line a second).
     #[arg(long, value_name = "N")]
@@ -315,6 +325,8 @@ impl ProxyArgs {
         }
         cfg.fallback = self.fallback;
         cfg.max_sessions = self.max_sessions;
+        cfg.accept_proxy_from = self.accept_proxy_from.iter().copied().collect();
+        cfg.send_proxy = self.send_proxy;
         cfg.max_sessions_per_client = self.max_sessions_per_client;
         if let Some(user) = &self.user {
             cfg.run_as = Some(

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::privileges::RunAs;
+use crate::front::proxy_protocol::TrustedSources;
 use crate::front::tls::CertStore;
 use crate::front::web::WebDoor;
 use crate::front::xpra::XpraDoor;
@@ -58,6 +59,10 @@ pub struct ProxyConfig {
     /// Sessions in all, and from one client address; more are closed at once.
     pub max_sessions: Option<usize>,
     pub max_sessions_per_client: Option<usize>,
+    /// Balancers whose PROXY v1/v2 header names the real client (`--accept-proxy-from`).
+    pub accept_proxy_from: TrustedSources,
+    /// Send backends a PROXY v2 header with the client's address (`--send-proxy`).
+    pub send_proxy: bool,
 }
 
 /// A configuration that cannot run, with the reason.
@@ -101,6 +106,8 @@ impl ProxyConfig {
             run_as: None,
             max_sessions: None,
             max_sessions_per_client: None,
+            accept_proxy_from: TrustedSources::default(),
+            send_proxy: false,
         }
     }
 

@@ -20,11 +20,12 @@ use super::shutdown::ShutdownPipe;
 use crate::control::config::ProxyConfig;
 use crate::control::stats::{ShardStats, Stats};
 use crate::front::dispatch::{self, Served};
+use crate::front::proxy_protocol;
 use crate::front::{web, xpra, FrontDoor};
 use crate::relay::buffer_pool::BufferPool;
 use crate::relay::direction::DataPath;
 use crate::relay::pipe_pool::PipePool;
-use crate::relay::session::{relay_to, SessionEnd};
+use crate::relay::session::{relay_after, SessionEnd};
 use crate::uring::{PollEvents, ShardRing};
 
 /// Entries of the shard ring's submission queue.
@@ -140,7 +141,24 @@ async fn drain(shard: &Shard, timeout: Duration) {
 async fn serve(shard: Rc<Shard>, client: Conn) {
     let stats = shard.stats();
     ShardStats::add(&stats.accepted, 1);
-    let ip = client.peer_addr().ok().map(|a| a.ip());
+    let cfg = &shard.shared.config;
+    let socket_peer = client.peer_addr().ok();
+    // A trusted balancer's PROXY header names the real client (--accept-proxy-from).
+    let (client_addr, early) = match socket_peer {
+        Some(p) if cfg.accept_proxy_from.contains(p.ip()) => {
+            match read_proxy_header(&client, cfg.sniff_timeout).await {
+                Ok((source, rest)) => (source.or(socket_peer), rest),
+                Err(why) => {
+                    ShardStats::add(&stats.session_errors, 1);
+                    tracing::warn!(balancer = %p, "bad PROXY header: {why}; closed");
+                    client.abort();
+                    return;
+                }
+            }
+        }
+        _ => (socket_peer, Vec::new()),
+    };
+    let ip = client_addr.map(|a| a.ip());
     let _slot = match shard.shared.limits.admit(ip) {
         Ok(slot) => slot,
         Err(_) => {
@@ -151,19 +169,23 @@ async fn serve(shard: Rc<Shard>, client: Conn) {
     };
     ShardStats::add(&stats.active, 1);
     shard.active.set(shard.active.get() + 1);
-    let peer = client
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|_| "?".into());
+    let peer = client_addr.map_or_else(|| "?".into(), |a| a.to_string());
     let span = tracing::info_span!("session", shard = shard.id, client = %peer);
     async {
         let started = Instant::now();
         match &shard.shared.front {
             FrontDoor::Forward(backend) => {
-                let end = relay_to(
+                let mut head = match (cfg.send_proxy, client_addr) {
+                    (true, Some(c)) => proxy_protocol::encode_v2(c, *backend),
+                    (true, None) => proxy_protocol::encode_v2_local(),
+                    (false, _) => Vec::new(),
+                };
+                head.extend_from_slice(&early);
+                let end = relay_after(
                     client,
+                    &head,
                     *backend,
-                    shard.shared.config.connect_timeout,
+                    cfg.connect_timeout,
                     &shard.dp,
                     stats,
                 )
@@ -175,9 +197,11 @@ async fn serve(shard: Rc<Shard>, client: Conn) {
                     shard: shard.id,
                     dp: &shard.dp,
                     stats,
-                    connect_timeout: shard.shared.config.connect_timeout,
+                    connect_timeout: cfg.connect_timeout,
+                    client_addr,
+                    send_proxy: cfg.send_proxy,
                 };
-                match dispatch::serve(doors, client, ctx).await {
+                match dispatch::serve(doors, client, early, ctx).await {
                     Served::Xpra(end) => log_xpra_end(end, stats),
                     Served::Fallback(end) => log_end(end, started, stats),
                     Served::Bridged(end) => {
@@ -204,6 +228,35 @@ async fn serve(shard: Rc<Shard>, client: Conn) {
         .active
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     ShardStats::add(&stats.closed, 1);
+}
+
+/// Reads a PROXY v1/v2 header from a trusted balancer within `deadline`: the client's
+/// address it names (None for LOCAL/UNKNOWN) and the bytes read past it.
+async fn read_proxy_header(
+    conn: &Conn,
+    deadline: Duration,
+) -> Result<(Option<std::net::SocketAddr>, Vec<u8>), String> {
+    let mut got = Vec::new();
+    let reading = async {
+        loop {
+            match proxy_protocol::parse(&got) {
+                Ok(Some((header, used))) => return Ok((header.source, got[used..].to_vec())),
+                Ok(None) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+            let mut buf = [0u8; 512];
+            let n = future::poll_fn(|cx| conn.poll_read(cx, &mut buf))
+                .await
+                .map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("closed before the header ended".into());
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+    };
+    runtime::within(deadline, reading)
+        .await
+        .unwrap_or_else(|| Err("no header before the deadline".into()))
 }
 
 fn log_end(end: SessionEnd, started: Instant, stats: &ShardStats) {

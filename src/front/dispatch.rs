@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use rustls::ServerConfig;
 
-use super::sniff::{sniff, Kind, SniffError};
+use super::proxy_protocol;
+use super::sniff::{sniff, sniff_from, Kind, SniffError};
 use super::tls::TlsStream;
 use super::web::{self, WebDoor, WebEnd};
 use super::xpra::{self, XpraDoor, XpraEnd};
@@ -59,11 +60,26 @@ pub struct Ctx<'a> {
     pub dp: &'a DataPath,
     pub stats: &'a ShardStats,
     pub connect_timeout: Duration,
+    /// The client's address: from a trusted PROXY header, else the socket's peer.
+    pub client_addr: Option<SocketAddr>,
+    /// `--send-proxy`: backends get a PROXY v2 header with `client_addr` first.
+    pub send_proxy: bool,
+}
+
+impl Ctx<'_> {
+    /// The PROXY v2 header a backend at `backend` gets, or nothing.
+    pub fn proxy_header_for(&self, backend: SocketAddr) -> Vec<u8> {
+        match (self.send_proxy, self.client_addr) {
+            (true, Some(client)) => proxy_protocol::encode_v2(client, backend),
+            (true, None) => proxy_protocol::encode_v2_local(),
+            (false, _) => Vec::new(),
+        }
+    }
 }
 
 /// Sniffs `client` and serves it through the door its first bytes name.
-pub async fn serve(doors: &Doors, client: Conn, ctx: Ctx<'_>) -> Served {
-    let (kind, first) = match sniff(&client, doors.sniff_timeout).await {
+pub async fn serve(doors: &Doors, client: Conn, early: Vec<u8>, ctx: Ctx<'_>) -> Served {
+    let (kind, first) = match sniff_from(&client, early, doors.sniff_timeout).await {
         Ok(found) => found,
         Err(e) => {
             if matches!(e, SniffError::Timeout) {
@@ -95,9 +111,13 @@ pub async fn serve(doors: &Doors, client: Conn, ctx: Ctx<'_>) -> Served {
             )
         }
         _ => match doors.fallback {
-            Some(addr) => Served::Fallback(
-                relay_after(client, &first, addr, ctx.connect_timeout, ctx.dp, ctx.stats).await,
-            ),
+            Some(addr) => {
+                let mut head = ctx.proxy_header_for(addr);
+                head.extend_from_slice(&first);
+                Served::Fallback(
+                    relay_after(client, &head, addr, ctx.connect_timeout, ctx.dp, ctx.stats).await,
+                )
+            }
             None => {
                 client.shutdown_both();
                 Served::Closed {

@@ -85,11 +85,23 @@ pub async fn sniff(
     conn: &impl ByteStream,
     deadline: Duration,
 ) -> Result<(Kind, Vec<u8>), SniffError> {
-    let mut first = Vec::new();
+    sniff_from(conn, Vec::new(), deadline).await
+}
+
+/// [`sniff`] for a connection whose first bytes (`first`) were already read (after a PROXY
+/// protocol header).
+pub async fn sniff_from(
+    conn: &impl ByteStream,
+    mut first: Vec<u8>,
+    deadline: Duration,
+) -> Result<(Kind, Vec<u8>), SniffError> {
+    if let Some(kind) = classify(&first) {
+        return Ok((kind, first));
+    }
     let reading = async {
         loop {
             let mut buf = [0u8; SNIFF_MAX];
-            let room = SNIFF_MAX - first.len();
+            let room = SNIFF_MAX.saturating_sub(first.len()).max(1);
             let n = poll_fn(|cx| match conn.poll_read(cx, &mut buf[..room]) {
                 Poll::Pending => Poll::Pending,
                 ready => ready,

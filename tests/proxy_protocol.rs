@@ -1,0 +1,122 @@
+//! PROXY protocol: deskrelay behind a balancer learns the real client from its header
+//! (`--accept-proxy-from`), and tells backends who the client is (`--send-proxy`).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use common::RelayProcess;
+use deskrelay::front::proxy_protocol::parse;
+
+/// A backend that reads one PROXY header, then echoes; reports the header's source.
+fn header_backend() -> (SocketAddr, std::sync::mpsc::Receiver<Option<SocketAddr>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().map_while(Result::ok) {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                let rest = loop {
+                    let n = s.read(&mut buf).unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    match parse(&got) {
+                        Ok(Some((h, used))) => {
+                            let _ = tx.send(h.source);
+                            break got[used..].to_vec();
+                        }
+                        Ok(None) => continue,
+                        Err(e) => panic!("backend got no PROXY header: {e}"),
+                    }
+                };
+                let _ = s.write_all(&rest);
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+fn echo(s: &mut TcpStream, msg: &[u8]) -> Vec<u8> {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(msg).unwrap();
+    let mut back = vec![0u8; msg.len()];
+    s.read_exact(&mut back).unwrap();
+    back
+}
+
+#[test]
+fn backends_are_told_the_client_address() {
+    let (backend, sources) = header_backend();
+    let relay = RelayProcess::start(&["--forward", &backend.to_string(), "--send-proxy"]);
+    let mut s = relay.connect();
+    let me = s.local_addr().unwrap();
+    assert_eq!(echo(&mut s, b"hello"), b"hello");
+    assert_eq!(
+        sources.recv_timeout(Duration::from_secs(10)).unwrap(),
+        Some(me)
+    );
+}
+
+#[test]
+fn a_trusted_balancer_header_names_the_client_for_the_backend_and_the_log() {
+    let (backend, sources) = header_backend();
+    let relay = RelayProcess::start(&[
+        "--forward",
+        &backend.to_string(),
+        "--send-proxy",
+        "--accept-proxy-from",
+        "127.0.0.0/8",
+    ]);
+    let mut s = relay.connect();
+    s.write_all(b"PROXY TCP4 203.0.113.7 127.0.0.1 40000 14500\r\n")
+        .unwrap();
+    assert_eq!(
+        echo(&mut s, b"payload after the header"),
+        b"payload after the header"
+    );
+    assert_eq!(
+        sources.recv_timeout(Duration::from_secs(10)).unwrap(),
+        Some("203.0.113.7:40000".parse().unwrap())
+    );
+    drop(s);
+
+    // A trusted peer that sends garbage instead of a header is cut off, and logged.
+    let mut bad = relay.connect();
+    bad.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    bad.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(bad.read(&mut [0u8; 8]).unwrap_or(0), 0);
+    assert!(relay.wait_for_log("bad PROXY header", Duration::from_secs(5)));
+}
+
+#[test]
+fn an_untrusted_peer_cannot_claim_an_address() {
+    let (backend, sources) = header_backend();
+    let relay = RelayProcess::start(&[
+        "--forward",
+        &backend.to_string(),
+        "--send-proxy",
+        "--accept-proxy-from",
+        "10.0.0.0/8",
+    ]);
+    let mut s = relay.connect();
+    let me = s.local_addr().unwrap();
+    let line = b"PROXY TCP4 203.0.113.7 127.0.0.1 40000 14500\r\n";
+    // Not from 10/8: the line is just bytes of the stream, relayed as such.
+    assert_eq!(echo(&mut s, line), line);
+    assert_eq!(
+        sources.recv_timeout(Duration::from_secs(10)).unwrap(),
+        Some(me)
+    );
+}
