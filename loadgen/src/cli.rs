@@ -113,6 +113,11 @@ pub struct Cli {
     /// echo and bulk: messages per second and session (echo default 100, bulk default 50).
     #[arg(long)]
     pub rate: Option<f64>,
+    /// bulk: no schedule; each sender writes its messages back to back until --duration
+    /// ends, so throughput is what the path carries (latency then measures queueing behind
+    /// the sender, from the time each message is written, not an open-loop schedule).
+    #[arg(long, conflicts_with = "rate")]
+    pub saturate: bool,
 }
 
 /// Other things loadgen does besides a run.

@@ -62,7 +62,19 @@ pub async fn send(
     let plan = &ctx.plan;
     let mut buf = Vec::with_capacity(HEADER_LEN + 64 + COALESCE);
     for (seq, (due_ns, len)) in schedule.enumerate() {
-        sleep_until(due_ns).await;
+        let due_ns = if plan.profile.saturate {
+            let now = now_ns();
+            if now >= plan.end_ns {
+                break;
+            }
+            // Loopback writes rarely block: let the session's receivers and the other
+            // sessions run.
+            glommio::yield_if_needed().await;
+            now
+        } else {
+            sleep_until(due_ns).await;
+            due_ns
+        };
         let h = Header {
             kind: Kind::Data,
             session,
@@ -204,6 +216,7 @@ mod tests {
                 up: vec![spec],
                 down: vec![],
                 echo: false,
+                saturate: false,
             },
             protocol: Protocol::Raw,
             pattern: Pattern::new(),

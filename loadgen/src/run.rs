@@ -207,6 +207,7 @@ pub fn run(cli: &Cli) -> Result<Report> {
         duration_s: cli.duration,
         elapsed_s,
         max_handshakes: cli.max_handshakes,
+        saturate: cli.saturate,
     };
     Ok(build_report(
         config,
