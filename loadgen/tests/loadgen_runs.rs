@@ -45,6 +45,7 @@ fn assert_schema(r: &Value) {
     for key in ["label", "profile", "protocol", "mode", "target", "backend"] {
         assert!(r["config"][key].is_string(), "config.{key}");
     }
+    assert!(r["config"]["saturate"].is_boolean(), "config.saturate");
     for key in [
         "workers",
         "sessions",
