@@ -119,11 +119,11 @@ async fn serve(ctx: Rc<Ctx>, stream: glommio::net::TcpStream) {
     if futures_lite::future::zip(sender, receiver).await != (true, true) {
         return;
     }
-    if let Err(e) = plan.protocol.end_stream(&conn).await {
+    if let Err(e) = plan.protocol.end_stream(&conn, Dir::Down, id).await {
         return flow::send_failed(&ctx, &conn, id, "backend", &e);
     }
-    // xpra: the client closes once it has read our end packet; wait for that.
-    if plan.protocol == Protocol::Xpra {
+    // xpra, ws: the client closes once it has read our end; wait for that.
+    if plan.protocol.backend_waits_for_close() {
         if let Some(Err(e)) = before(
             plan.hard_deadline_ns,
             until_closed(&conn, &[], plan.protocol),

@@ -39,6 +39,13 @@ pub struct Cli {
     /// so the relay can be started with it before the run.
     #[arg(long, requires = "target")]
     pub xpra_users: Option<PathBuf>,
+    /// ws with --target: the token file (`token: host:port` lines, websockify's TokenFile
+    /// format and deskrelay's --tokens) with a token per session. An existing file is read
+    /// for the tokens; a missing one is written (mode 0600, every token leading to
+    /// --backend-listen) and loadgen exits, so the relay can be started with it before the
+    /// run. Without it the clients upgrade `GET /` (a relay with one fixed target).
+    #[arg(long, requires = "target")]
+    pub ws_tokens: Option<PathBuf>,
     /// Internal (tests): xpra clients answer the challenge with a wrong password.
     #[arg(long, hide = true)]
     pub xpra_wrong_password: bool,
@@ -106,6 +113,11 @@ pub struct Cli {
     /// echo and bulk: messages per second and session (echo default 100, bulk default 50).
     #[arg(long)]
     pub rate: Option<f64>,
+    /// bulk: no schedule; each sender writes its messages back to back until --duration
+    /// ends, so throughput is what the path carries (latency then measures queueing behind
+    /// the sender, from the time each message is written, not an open-loop schedule).
+    #[arg(long, conflicts_with = "rate")]
+    pub saturate: bool,
 }
 
 /// Other things loadgen does besides a run.
@@ -156,6 +168,10 @@ pub enum Protocol {
     /// xpra: hello (user<N>), challenge-response authentication through the relay, the
     /// server's hello; then every message travels inside xpra frames (loadgen/README.md).
     Xpra,
+    /// WebSocket to a gateway that bridges it to TCP by token: HTTP upgrade to
+    /// `/?token=<the session's>`, then the raw protocol inside binary frames (masked
+    /// upstream); the backends speak raw TCP (loadgen/README.md).
+    Ws,
 }
 
 fn parse_range(s: &str) -> Result<(u32, u32), String> {

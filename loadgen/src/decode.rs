@@ -1,6 +1,9 @@
 //! Streaming receiver side of [`crate::wire`]: feeds arbitrary chunks of a byte stream,
 //! checks every header (session, sequence order) and every payload byte against the pattern,
 //! and reports each complete message without buffering payloads.
+//!
+//! [`Decoder::with_end_marker`] also takes a [`Kind::End`] header as the end of the stream
+//! (the upstream of `--protocol ws`, whose relays have no half-close): nothing may follow it.
 
 use crate::wire::{Header, Kind, Pattern, WireError, HEADER_LEN};
 
@@ -12,6 +15,10 @@ pub struct Decoder {
     hdr_fill: usize,
     /// The message whose payload is arriving, and how many payload bytes came so far.
     current: Option<(Header, usize)>,
+    /// A [`Kind::End`] header ends the stream (else it is an error like any other kind).
+    end_marker: bool,
+    /// The end marker has arrived.
+    ended: bool,
 }
 
 impl Decoder {
@@ -22,7 +29,22 @@ impl Decoder {
             hdr: [0; HEADER_LEN],
             hdr_fill: 0,
             current: None,
+            end_marker: false,
+            ended: false,
         }
+    }
+
+    /// A decoder whose stream ends with a [`Kind::End`] header rather than end of stream.
+    pub fn with_end_marker(session: u32) -> Self {
+        Self {
+            end_marker: true,
+            ..Self::new(session)
+        }
+    }
+
+    /// True once the end marker has arrived.
+    pub fn ended(&self) -> bool {
+        self.ended
     }
 
     /// Consumes `buf`; calls `done` with the header of each message completed in it.
@@ -33,6 +55,9 @@ impl Decoder {
         mut done: impl FnMut(&Header),
     ) -> Result<(), WireError> {
         while !buf.is_empty() {
+            if self.ended {
+                return Err(WireError::AfterEnd);
+            }
             match self.current {
                 None => {
                     let take = (HEADER_LEN - self.hdr_fill).min(buf.len());
@@ -41,7 +66,12 @@ impl Decoder {
                     buf = &buf[take..];
                     if self.hdr_fill == HEADER_LEN {
                         self.hdr_fill = 0;
-                        let h = self.check(Header::decode(&self.hdr)?)?;
+                        let h = Header::decode(&self.hdr)?;
+                        if h.kind == Kind::End && self.end_marker {
+                            self.end(&h)?;
+                            continue;
+                        }
+                        let h = self.check(h)?;
                         if h.len == 0 {
                             done(&h);
                         } else {
@@ -82,6 +112,21 @@ impl Decoder {
     /// True between messages (no header or payload half read).
     pub fn at_boundary(&self) -> bool {
         self.hdr_fill == 0 && self.current.is_none()
+    }
+
+    /// The end marker: of this session, without payload.
+    fn end(&mut self, h: &Header) -> Result<(), WireError> {
+        if h.session != self.session {
+            return Err(WireError::WrongSession {
+                want: self.session,
+                got: h.session,
+            });
+        }
+        if h.len != 0 {
+            return Err(WireError::BadKind(h.kind as u16));
+        }
+        self.ended = true;
+        Ok(())
     }
 
     fn check(&mut self, h: Header) -> Result<Header, WireError> {
@@ -156,5 +201,43 @@ mod tests {
         let mut d = Decoder::new(1);
         d.feed(&p, &message(&p, 1, 0, 64)[..40], |_| {}).unwrap();
         assert_eq!(d.finish(), Err(WireError::Truncated));
+    }
+
+    fn end(session: u32) -> Vec<u8> {
+        Header {
+            kind: Kind::End,
+            session,
+            len: 0,
+            seq: 0,
+            due_ns: 0,
+        }
+        .encode()
+        .to_vec()
+    }
+
+    #[test]
+    fn the_end_marker_ends_the_stream_where_it_is_expected_only() {
+        let p = Pattern::new();
+        let mut stream = message(&p, 4, 0, 300);
+        stream.extend(end(4));
+        let mut d = Decoder::with_end_marker(4);
+        let mut seen = 0;
+        for b in stream.chunks(7) {
+            assert!(!d.ended());
+            d.feed(&p, b, |_| seen += 1).unwrap();
+        }
+        assert!(d.ended() && seen == 1);
+        d.finish().unwrap();
+        assert_eq!(d.feed(&p, &[0], |_| {}), Err(WireError::AfterEnd));
+
+        // A raw stream knows no end marker; another session's is refused.
+        assert_eq!(
+            Decoder::new(4).feed(&p, &end(4), |_| {}),
+            Err(WireError::BadKind(3))
+        );
+        assert!(matches!(
+            Decoder::with_end_marker(4).feed(&p, &end(5), |_| {}),
+            Err(WireError::WrongSession { .. })
+        ));
     }
 }

@@ -42,6 +42,9 @@ impl FlowError {
             FlowError::Wire(WireError::OutOfOrder { .. }) => "sequence gap".into(),
             FlowError::Wire(WireError::Truncated) => "truncated message".into(),
             FlowError::Wire(WireError::Framing(_)) => "bad xpra frame".into(),
+            FlowError::Wire(WireError::WebSocket(_)) => "bad websocket frame".into(),
+            FlowError::Wire(WireError::WsClosed { code, .. }) => format!("websocket close {code}"),
+            FlowError::Wire(WireError::AfterEnd) => "data after the end".into(),
             FlowError::Wire(_) => "bad header".into(),
         }
     }
@@ -59,7 +62,19 @@ pub async fn send(
     let plan = &ctx.plan;
     let mut buf = Vec::with_capacity(HEADER_LEN + 64 + COALESCE);
     for (seq, (due_ns, len)) in schedule.enumerate() {
-        sleep_until(due_ns).await;
+        let due_ns = if plan.profile.saturate {
+            let now = now_ns();
+            if now >= plan.end_ns {
+                break;
+            }
+            // Loopback writes rarely block: let the session's receivers and the other
+            // sessions run.
+            glommio::yield_if_needed().await;
+            now
+        } else {
+            sleep_until(due_ns).await;
+            due_ns
+        };
         let h = Header {
             kind: Kind::Data,
             session,
@@ -69,7 +84,7 @@ pub async fn send(
         };
         let payload = plan.pattern.payload(session, h.seq, len as usize);
         plan.protocol
-            .write_message(conn, &h, payload, &mut buf)
+            .write_message(conn, dir, &h, payload, &mut buf)
             .await?;
         let (msgs, bytes) = match dir {
             Dir::Up => (&plan.sent.up_messages, &plan.sent.up_bytes),
@@ -95,7 +110,7 @@ pub async fn send_or_record(
 ) -> bool {
     let mut r = send(ctx, conn, session, dir, schedule).await;
     if r.is_ok() && end {
-        r = ctx.plan.protocol.end_stream(conn).await;
+        r = ctx.plan.protocol.end_stream(conn, dir, session).await;
     }
     match r {
         Ok(()) => true,
@@ -115,7 +130,8 @@ pub fn send_failed(ctx: &Ctx, conn: &Conn, session: u32, side: &str, e: &io::Err
     conn.shutdown_both();
 }
 
-/// Reads `conn` to its end (end of stream, or xpra's end packet), verifying every message
+/// Reads `conn` to its end (end of stream, or an in-band end: xpra's end packet, ws's end
+/// marker or close frame), verifying every message
 /// of `session` and recording its latency (arrival - due) under `dir`; `leftover` (bytes
 /// the set-up read past its end) comes first. With `echo`, writes each verified message
 /// back on `conn` (the backend of the echo profile; its caller ends that direction).
@@ -128,7 +144,7 @@ pub async fn receive(
     leftover: Vec<u8>,
 ) -> Result<(), FlowError> {
     let plan = &ctx.plan;
-    let mut decoder = plan.protocol.decoder(session);
+    let mut decoder = plan.protocol.decoder(session, dir);
     let mut buf = vec![0u8; READ_BUF.max(leftover.len())];
     let mut pending = leftover.len();
     buf[..pending].copy_from_slice(&leftover);
@@ -165,7 +181,7 @@ pub async fn receive(
         for h in done.drain(..) {
             let payload = plan.pattern.payload(session, h.seq, h.len as usize);
             plan.protocol
-                .write_message(conn, &h, payload, &mut out)
+                .write_message(conn, Dir::Down, &h, payload, &mut out)
                 .await?;
             Sent::add(&plan.sent.down_messages, 1);
             Sent::add(&plan.sent.down_bytes, HEADER_LEN as u64 + h.len as u64);
@@ -200,12 +216,13 @@ mod tests {
                 up: vec![spec],
                 down: vec![],
                 echo: false,
+                saturate: false,
             },
             protocol: Protocol::Raw,
             pattern: Pattern::new(),
             sent: Sent::default(),
             sessions: 1,
-            passwords: Vec::new(),
+            credentials: Vec::new(),
             max_handshakes: u64::MAX,
             ramp: 1.0,
             connect_to: "127.0.0.1:9".parse().unwrap(),

@@ -7,7 +7,7 @@
 //!   this build); [`worker`]: the glommio executors, each with client sessions
 //!   ([`session`]) and simulated backends ([`backend`]) sending and verifying ([`flow`]) the
 //!   framed messages of [`wire`] / [`decode`] after the set-up of [`protocol`] (for xpra:
-//!   the handshake of [`xpra`], the frames of [`xframe`]);
+//!   the handshake of [`xpra`], the frames of [`xframe`]; for ws: [`ws`]);
 //! - [`metrics`], [`report`], [`hgrm`], [`plot`], [`progress`]: what comes out;
 //!   [`sys`]: what /proc says.
 
@@ -30,6 +30,7 @@ mod session;
 mod sys;
 mod wire;
 mod worker;
+mod ws;
 mod xframe;
 mod xpra;
 
@@ -64,13 +65,27 @@ fn main() -> ExitCode {
 
 /// A run: prints the report, writes the files asked for; exit 1 unless it was clean.
 fn run_and_report(cli: &Cli) -> Result<ExitCode> {
-    if let Some(path) = run::write_missing_users(cli)? {
+    if let Some((path, kind)) = run::write_missing_secrets(cli)? {
+        let (what, how) = if kind == "users" {
+            (
+                "user0..user",
+                format!("deskrelay proxy --auth multifile:{}", path.display()),
+            )
+        } else {
+            (
+                "tokens of sessions 0..",
+                format!(
+                    "deskrelay proxy --tokens {0}` or `websockify --token-plugin TokenFile \
+                     --token-source {0} 127.0.0.1:PORT",
+                    path.display()
+                ),
+            )
+        };
         eprintln!(
-            "loadgen: wrote {} (user0..user{}, mode 0600); start the relay with it, e.g. \
-             `deskrelay proxy --auth multifile:{}`, then run loadgen again",
+            "loadgen: wrote {} ({what}{}, mode 0600); start the relay with it, e.g. `{how}`, \
+             then run loadgen again",
             path.display(),
             cli.sessions - 1,
-            path.display()
         );
         return Ok(ExitCode::SUCCESS);
     }

@@ -23,6 +23,9 @@ pub struct Profile {
     pub down: Vec<StreamSpec>,
     /// The backend writes every upstream message back.
     pub echo: bool,
+    /// `--saturate`: senders write back to back until the end, stamping each message with
+    /// the time it is written.
+    pub saturate: bool,
 }
 
 impl Profile {
@@ -39,6 +42,7 @@ impl Profile {
                     up: vec![spec(cli.input_rate, cli.input_size)],
                     down,
                     echo: false,
+                    saturate: false,
                 }
             }
             ProfileKind::Echo => {
@@ -48,6 +52,7 @@ impl Profile {
                     up: vec![spec(cli.rate.unwrap_or(100.0), (size, size))],
                     down: vec![],
                     echo: true,
+                    saturate: false,
                 }
             }
             ProfileKind::Handshake => Self {
@@ -55,18 +60,29 @@ impl Profile {
                 up: vec![],
                 down: vec![],
                 echo: false,
+                saturate: false,
             },
             ProfileKind::Bulk => {
                 let size = cli.size.unwrap_or(64 * 1024);
-                let s = spec(cli.rate.unwrap_or(50.0), (size, size));
+                // Saturating: the schedule only supplies sizes, at the most it may hold.
+                let rate = if cli.saturate {
+                    1e6
+                } else {
+                    cli.rate.unwrap_or(50.0)
+                };
+                let s = spec(rate, (size, size));
                 Self {
                     kind: cli.profile,
                     up: vec![s],
                     down: vec![s],
                     echo: false,
+                    saturate: cli.saturate,
                 }
             }
         };
+        if cli.saturate && cli.profile != ProfileKind::Bulk {
+            bail!("--saturate is for --profile bulk");
+        }
         for s in p.up.iter().chain(&p.down) {
             if !(s.rate > 0.0 && s.rate <= 1e6) {
                 bail!(
@@ -97,6 +113,15 @@ mod tests {
         assert_eq!(p.up.len(), 1);
         assert_eq!(p.down.len(), 2);
         assert!(!p.echo);
+    }
+
+    #[test]
+    fn saturate_is_bulk_only_and_takes_no_rate() {
+        let cli = Cli::parse_from(["loadgen", "--profile", "bulk", "--saturate"]);
+        assert!(Profile::from_cli(&cli).unwrap().saturate);
+        let cli = Cli::parse_from(["loadgen", "--saturate"]);
+        assert!(Profile::from_cli(&cli).is_err());
+        assert!(Cli::try_parse_from(["loadgen", "--saturate", "--rate", "5"]).is_err());
     }
 
     #[test]

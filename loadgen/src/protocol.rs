@@ -4,13 +4,18 @@
 //!   messages then follow one another unframed.
 //! - `xpra` ([`crate::xpra`]): hello, challenge-response authentication when the relay asks,
 //!   the server's hello; messages then travel inside xpra frames ([`crate::xframe`]).
-//!
-//! `ws` (HTTP upgrade, then framed messages) adds a variant here.
+//! - `ws` ([`crate::ws`]): the client upgrades to a WebSocket by token and speaks the raw
+//!   protocol inside masked binary frames, ending upstream with an in-band end marker; the
+//!   backend speaks raw TCP. Framing therefore depends on the side, hence the [`Dir`]
+//!   arguments: upstream is what the client writes and the backend reads.
 
 use std::io;
 
 use crate::cli::Protocol;
+use std::net::SocketAddr;
+
 use crate::decode::Decoder;
+use crate::flow::Dir;
 use crate::net::Conn;
 use crate::wire::{Header, Kind, Pattern, WireError, HEADER_LEN};
 use crate::xframe::{self, Unframer};
@@ -41,15 +46,17 @@ impl SetupError {
 }
 
 impl Protocol {
-    /// Client side, right after connect: makes the backend learn `session`. `password`
-    /// answers an xpra relay's challenge. With `round_trip` (the handshake profile) a raw
+    /// Client side, right after connecting to `host`: makes the backend learn `session`.
+    /// `credential` answers an xpra relay's challenge (the password) or picks a WebSocket
+    /// gateway's target (the token). With `round_trip` (the handshake profile) a raw or ws
     /// set-up waits for the backend's hello back, as xpra's always does. Returns the bytes
     /// read past the set-up (the start of the downstream messages).
     pub async fn client_open(
         self,
         conn: &Conn,
         session: u32,
-        password: Option<&[u8]>,
+        credential: Option<&[u8]>,
+        host: SocketAddr,
         round_trip: bool,
     ) -> Result<Vec<u8>, SetupError> {
         match self {
@@ -64,7 +71,10 @@ impl Protocol {
                 }
                 Ok(Vec::new())
             }
-            Protocol::Xpra => crate::xpra::client_handshake(conn, session, password).await,
+            Protocol::Xpra => crate::xpra::client_handshake(conn, session, credential).await,
+            Protocol::Ws => {
+                crate::ws::client_handshake(conn, session, credential, host, round_trip).await
+            }
         }
     }
 
@@ -78,7 +88,7 @@ impl Protocol {
         round_trip: bool,
     ) -> Result<Option<(u32, Vec<u8>)>, SetupError> {
         match self {
-            Protocol::Raw => {
+            Protocol::Raw | Protocol::Ws => {
                 let mut b = [0u8; HEADER_LEN];
                 let n = conn.read(&mut b).await?;
                 if n == 0 {
@@ -99,11 +109,12 @@ impl Protocol {
         }
     }
 
-    /// Writes one message (`h` and its `payload`), framed for this protocol. `buf` is
-    /// scratch space, reused across calls.
+    /// Writes one message (`h` and its `payload`) of direction `dir`, framed for this
+    /// protocol. `buf` is scratch space, reused across calls.
     pub async fn write_message(
         self,
         conn: &Conn,
+        dir: Dir,
         h: &Header,
         payload: &[u8],
         buf: &mut Vec<u8>,
@@ -112,7 +123,11 @@ impl Protocol {
         const COALESCE: usize = 16 * 1024;
         buf.clear();
         match self {
-            Protocol::Raw => {
+            Protocol::Ws if dir == Dir::Up => {
+                crate::ws::message_frame(h, payload, buf);
+                conn.write_all(buf).await
+            }
+            Protocol::Raw | Protocol::Ws => {
                 buf.extend_from_slice(&h.encode());
                 if payload.len() <= COALESCE {
                     buf.extend_from_slice(payload);
@@ -138,11 +153,14 @@ impl Protocol {
         }
     }
 
-    /// Ends a direction after its last message: FIN for raw, the end packet for xpra (whose
-    /// relays may not pass a half-close; the connection closes once both ends are done).
-    pub async fn end_stream(self, conn: &Conn) -> io::Result<()> {
+    /// Ends direction `dir` of `session` after its last message: FIN for raw, the end
+    /// packet for xpra, the end marker in a frame for ws upstream (neither has a half-close;
+    /// the connection closes once both ends are done), FIN for ws downstream (the relay's
+    /// backend side is TCP; the relay turns it into its close frame).
+    pub async fn end_stream(self, conn: &Conn, dir: Dir, session: u32) -> io::Result<()> {
         match self {
-            Protocol::Raw => {
+            Protocol::Ws if dir == Dir::Up => conn.write_all(&crate::ws::end_frame(session)).await,
+            Protocol::Raw | Protocol::Ws => {
                 conn.shutdown_write();
                 Ok(())
             }
@@ -150,11 +168,30 @@ impl Protocol {
         }
     }
 
-    /// The verifying receiver of one direction of `session`.
-    pub fn decoder(self, session: u32) -> StreamDecoder {
-        match self {
-            Protocol::Raw => StreamDecoder::Raw(Decoder::new(session)),
-            Protocol::Xpra => StreamDecoder::Xpra(Box::new(Unframer::new(session))),
+    /// The client's last word once both directions are done: ws answers the server's close
+    /// frame with its own (best effort: a relay may have closed already); the others have
+    /// nothing to say.
+    pub async fn client_close(self, conn: &Conn) {
+        if self == Protocol::Ws {
+            let _ = conn.write_all(&crate::ws::close_frame()).await;
+        }
+    }
+
+    /// True when the backend waits for the client to leave after ending downstream (the
+    /// protocols whose upstream ends in band rather than with FIN).
+    pub fn backend_waits_for_close(self) -> bool {
+        matches!(self, Protocol::Xpra | Protocol::Ws)
+    }
+
+    /// The verifying receiver of direction `dir` of `session`.
+    pub fn decoder(self, session: u32, dir: Dir) -> StreamDecoder {
+        match (self, dir) {
+            (Protocol::Raw, _) => StreamDecoder::Raw(Decoder::new(session)),
+            (Protocol::Xpra, _) => StreamDecoder::Xpra(Box::new(Unframer::new(session))),
+            (Protocol::Ws, Dir::Up) => StreamDecoder::Raw(Decoder::with_end_marker(session)),
+            (Protocol::Ws, Dir::Down) => {
+                StreamDecoder::Ws(Box::new(crate::ws::Unframer::new(session)))
+            }
         }
     }
 }
@@ -170,10 +207,12 @@ fn raw_hello(session: u32) -> Header {
     }
 }
 
-/// A direction's receiver: the messages as they are, or unwrapped from xpra frames.
+/// A direction's receiver: the messages as they are (with or without an end marker), or
+/// unwrapped from xpra or WebSocket frames.
 pub enum StreamDecoder {
     Raw(Decoder),
     Xpra(Box<Unframer>),
+    Ws(Box<crate::ws::Unframer>),
 }
 
 impl StreamDecoder {
@@ -187,14 +226,17 @@ impl StreamDecoder {
         match self {
             StreamDecoder::Raw(d) => d.feed(pattern, buf, done),
             StreamDecoder::Xpra(u) => u.feed(pattern, buf, done),
+            StreamDecoder::Ws(u) => u.feed(pattern, buf, done),
         }
     }
 
-    /// True once the peer has said its direction is over (xpra's end packet).
+    /// True once the peer has said its direction is over (xpra's end packet, ws's end
+    /// marker upstream and the server's close frame downstream).
     pub fn ended(&self) -> bool {
         match self {
-            StreamDecoder::Raw(_) => false,
+            StreamDecoder::Raw(d) => d.ended(),
             StreamDecoder::Xpra(u) => u.ended(),
+            StreamDecoder::Ws(u) => u.ended(),
         }
     }
 
@@ -203,6 +245,7 @@ impl StreamDecoder {
         match self {
             StreamDecoder::Raw(d) => d.finish(),
             StreamDecoder::Xpra(u) => u.finish(),
+            StreamDecoder::Ws(u) => u.finish(),
         }
     }
 }

@@ -42,6 +42,8 @@ pub struct RunConfig {
     pub elapsed_s: f64,
     /// `--max-handshakes` (handshake profile), null when not given.
     pub max_handshakes: Option<u64>,
+    /// `--saturate` (bulk): senders wrote back to back, not on a schedule.
+    pub saturate: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -206,6 +208,12 @@ impl Report {
             "  run        profile {}, protocol {}, {} sessions, ramp {}/s, {} s of traffic, {:.2} s elapsed, {} workers",
             c.profile, c.protocol, c.sessions, c.ramp_per_sec, c.duration_s, c.elapsed_s, c.workers
         );
+        if c.saturate {
+            let _ = writeln!(
+                s,
+                "             saturating: back-to-back sends, latency measured from each write"
+            );
+        }
         let relay = match c.mode.as_str() {
             "child" => format!(
                 "deskrelay (child process, {} shards, data path {}) at {}",

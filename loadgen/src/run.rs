@@ -21,7 +21,7 @@ use crate::report::{
 use crate::sys;
 use crate::wire::Pattern;
 use crate::worker::{self, Plan};
-use crate::xpra;
+use crate::{ws, xpra};
 
 /// Descriptors beyond two per session: rings, eventfds, listeners, stdio.
 const SPARE_FDS: u64 = 1024;
@@ -49,6 +49,15 @@ pub fn run(cli: &Cli) -> Result<Report> {
     if cli.protocol != Protocol::Xpra && (cli.xpra_users.is_some() || cli.xpra_wrong_password) {
         bail!("--xpra-users is for --protocol xpra");
     }
+    if cli.protocol != Protocol::Ws && cli.ws_tokens.is_some() {
+        bail!("--ws-tokens is for --protocol ws");
+    }
+    if cli.protocol == Protocol::Ws && cli.direct {
+        bail!(
+            "--direct with --protocol ws: the backends speak raw TCP and only a relay speaks \
+             WebSocket to clients; the no-relay baseline is `--protocol raw --direct`"
+        );
+    }
     if cli.max_handshakes.is_some() && cli.profile != ProfileKind::Handshake {
         bail!("--max-handshakes is for --profile handshake");
     }
@@ -61,29 +70,44 @@ pub fn run(cli: &Cli) -> Result<Report> {
         .with_context(|| format!("cannot listen for backend connections on {backend_at}"))?;
     let backend = listener.local_addr()?;
 
-    // xpra users: the relay child's come from a multifile loadgen writes; an external
-    // relay's from --xpra-users. Without a relay nobody asks.
-    let mut users_file = None;
+    // Per-session secrets. xpra users: the relay child's come from a multifile loadgen
+    // writes; an external relay's from --xpra-users. ws tokens: likewise, a token file for
+    // the child's --tokens, or --ws-tokens. Without a relay nobody asks.
+    let mut secret_file = None;
     let mut relay_args = Vec::new();
-    let mut passwords = Vec::new();
+    let mut credentials = Vec::new();
     if cli.protocol == Protocol::Xpra && !cli.direct {
         if let Some(path) = &cli.xpra_users {
-            passwords = xpra::read_multifile(path, cli.sessions, backend)?;
+            credentials = xpra::read_multifile(path, cli.sessions, backend)?;
         } else if cli.target.is_none() {
-            passwords = xpra::random_passwords(cli.sessions)
+            credentials = xpra::random_passwords(cli.sessions)
                 .context("cannot draw passwords for the xpra users")?;
-            let file = xpra::TempMultifile::write(&xpra::multifile_text(&passwords, backend))
-                .context("cannot write the relay's multifile")?;
+            let file =
+                xpra::TempPrivateFile::write("users", &xpra::multifile_text(&credentials, backend))
+                    .context("cannot write the relay's multifile")?;
             relay_args = vec![
                 "--auth".into(),
                 format!("multifile:{}", file.path.display()),
             ];
-            users_file = Some(file);
+            secret_file = Some(file);
         }
     }
-    let mut passwords: Vec<Vec<u8>> = passwords.into_iter().map(String::into_bytes).collect();
+    if cli.protocol == Protocol::Ws {
+        if let Some(path) = &cli.ws_tokens {
+            credentials = ws::read_tokens(path, cli.sessions, backend)?;
+        } else if cli.target.is_none() {
+            credentials =
+                ws::random_tokens(cli.sessions).context("cannot draw the WebSocket tokens")?;
+            let file =
+                xpra::TempPrivateFile::write("tokens", &ws::token_file_text(&credentials, backend))
+                    .context("cannot write the relay's token file")?;
+            relay_args = vec!["--tokens".into(), file.path.display().to_string()];
+            secret_file = Some(file);
+        }
+    }
+    let mut credentials: Vec<Vec<u8>> = credentials.into_iter().map(String::into_bytes).collect();
     if cli.xpra_wrong_password {
-        passwords.iter_mut().for_each(|p| p.push(b'!'));
+        credentials.iter_mut().for_each(|p| p.push(b'!'));
     }
 
     let mut child = None;
@@ -120,7 +144,7 @@ pub fn run(cli: &Cli) -> Result<Report> {
         pattern: Pattern::new(),
         sent: Sent::default(),
         sessions: cli.sessions,
-        passwords,
+        credentials,
         max_handshakes: cli.max_handshakes.unwrap_or(u64::MAX),
         ramp: cli.ramp,
         connect_to,
@@ -161,7 +185,7 @@ pub fn run(cli: &Cli) -> Result<Report> {
             relay_failure = Some(e.to_string());
         }
     }
-    drop(users_file);
+    drop(secret_file);
 
     let resources = Resources {
         loadgen_cpu_s: sys::process_cpu().zip(cpu_before).map(|(a, b)| a - b),
@@ -183,6 +207,7 @@ pub fn run(cli: &Cli) -> Result<Report> {
         duration_s: cli.duration,
         elapsed_s,
         max_handshakes: cli.max_handshakes,
+        saturate: cli.saturate,
     };
     Ok(build_report(
         config,
@@ -280,18 +305,27 @@ pub fn build_report(
     }
 }
 
-/// `--xpra-users PATH` naming no file yet: writes one for user0..user`sessions`-1 with
-/// fresh passwords, pointing at `--backend-listen`, so the external relay can be started
-/// with it before the run. Returns the path written, or None when there is nothing to do.
-pub fn write_missing_users(cli: &Cli) -> Result<Option<std::path::PathBuf>> {
-    let Some(path) = cli.xpra_users.as_ref().filter(|p| !p.exists()) else {
-        return Ok(None);
+/// `--xpra-users PATH` or `--ws-tokens PATH` naming no file yet: writes one for sessions
+/// 0..`sessions`-1 with fresh passwords or tokens, leading to `--backend-listen`, so the
+/// external relay can be started with it before the run. Returns the path written and what
+/// it is, or None when there is nothing to do.
+pub fn write_missing_secrets(cli: &Cli) -> Result<Option<(std::path::PathBuf, &'static str)>> {
+    let (path, kind) = match (&cli.xpra_users, &cli.ws_tokens) {
+        (Some(p), _) if !p.exists() => (p, "users"),
+        (_, Some(p)) if !p.exists() => (p, "tokens"),
+        _ => return Ok(None),
     };
     let Some(backend) = cli.backend_listen else {
-        bail!("--xpra-users needs --backend-listen: the users' sessions point at the backends");
+        bail!(
+            "--xpra-users and --ws-tokens need --backend-listen: the sessions they list lead \
+             to the backends"
+        );
     };
-    let passwords = xpra::random_passwords(cli.sessions)?;
-    xpra::write_private(path, &xpra::multifile_text(&passwords, backend))
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(Some(path.clone()))
+    let text = if kind == "users" {
+        xpra::multifile_text(&xpra::random_passwords(cli.sessions)?, backend)
+    } else {
+        ws::token_file_text(&ws::random_tokens(cli.sessions)?, backend)
+    };
+    xpra::write_private(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(Some((path.clone(), kind)))
 }

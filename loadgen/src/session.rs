@@ -54,6 +54,7 @@ pub async fn run_client(ctx: Rc<Ctx>, id: u32) {
         conn.shutdown_both();
     };
     futures_lite::future::zip(sender, receiver).await;
+    plan.protocol.client_close(&conn).await;
     Sent::add(&plan.sent.clients_done, 1);
 }
 
@@ -68,9 +69,9 @@ async fn open(ctx: &Ctx, id: u32) -> Result<(Conn, Vec<u8>), String> {
         .map_err(|e| format!("connect: {}", e.kind()))?;
     let t1 = now_ns();
     let round_trip = plan.profile.kind == ProfileKind::Handshake;
-    let setup = plan
-        .protocol
-        .client_open(&conn, id, plan.password(id), round_trip);
+    let setup =
+        plan.protocol
+            .client_open(&conn, id, plan.credential(id), plan.connect_to, round_trip);
     let leftover = match before(t1 + SETUP_TIMEOUT_NS, setup).await {
         Some(Ok(leftover)) => leftover,
         Some(Err(e)) => return Err(e.reason()),

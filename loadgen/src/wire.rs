@@ -22,6 +22,9 @@ pub enum Kind {
     Hello = 1,
     /// A timed message of the profile.
     Data = 2,
+    /// End of a direction, in band: what `--protocol ws` sends upstream instead of a FIN,
+    /// because a WebSocket has no half-close (no payload).
+    End = 3,
 }
 
 /// A decoded header.
@@ -53,6 +56,13 @@ pub enum WireError {
     Truncated,
     #[error("xpra framing: {0}")]
     Framing(&'static str),
+    #[error("websocket framing: {0}")]
+    WebSocket(&'static str),
+    /// The server closed the WebSocket with a code other than 1000 (normal).
+    #[error("websocket closed with code {code}: {reason:?}")]
+    WsClosed { code: u16, reason: String },
+    #[error("data after the end of the stream")]
+    AfterEnd,
 }
 
 impl Header {
@@ -81,6 +91,7 @@ impl Header {
         let kind = match u16::from_le_bytes([b[4], b[5]]) {
             1 => Kind::Hello,
             2 => Kind::Data,
+            3 => Kind::End,
             k => return Err(WireError::BadKind(k)),
         };
         let len = u32_at(12);

@@ -31,8 +31,9 @@ pub struct Plan {
     pub pattern: Pattern,
     pub sent: Sent,
     pub sessions: u32,
-    /// xpra: the password of each user (index = session), empty when there is none to give.
-    pub passwords: Vec<Vec<u8>>,
+    /// Each session's secret (index = session): xpra, the user's password; ws, the token
+    /// that leads to its backend. Empty when there is none to give.
+    pub credentials: Vec<Vec<u8>>,
     /// handshake profile: handshakes started in all stop at this count.
     pub max_handshakes: u64,
     /// Sessions opened per second.
@@ -49,9 +50,9 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The password session `id` answers a challenge with.
-    pub fn password(&self, id: u32) -> Option<&[u8]> {
-        self.passwords.get(id as usize).map(Vec::as_slice)
+    /// Session `id`'s password (xpra) or token (ws).
+    pub fn credential(&self, id: u32) -> Option<&[u8]> {
+        self.credentials.get(id as usize).map(Vec::as_slice)
     }
 }
 

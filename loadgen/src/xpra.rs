@@ -325,26 +325,28 @@ pub fn read_multifile(path: &Path, n: u32, backend: SocketAddr) -> anyhow::Resul
     Ok(found.into_iter().map(Option::unwrap_or_default).collect())
 }
 
-/// A multifile in a private temporary directory, removed on drop: the relay child's.
-pub struct TempMultifile {
+/// A secret file (the relay child's xpra multifile, or its WebSocket token file) in a
+/// private temporary directory, removed on drop.
+pub struct TempPrivateFile {
     dir: PathBuf,
     pub path: PathBuf,
 }
 
-impl TempMultifile {
-    pub fn write(text: &str) -> io::Result<Self> {
+impl TempPrivateFile {
+    /// Writes `text` as `name` (mode 0600) in a fresh directory of mode 0700.
+    pub fn write(name: &str, text: &str) -> io::Result<Self> {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("loadgen-xpra-{}-{n}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("loadgen-{}-{n}", std::process::id()));
         std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
-        let path = dir.join("users");
+        let path = dir.join(name);
         let file = Self { dir, path };
         write_private(&file.path, text)?;
         Ok(file)
     }
 }
 
-impl Drop for TempMultifile {
+impl Drop for TempPrivateFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -365,7 +367,7 @@ mod tests {
             "user0|{}|1000|1000|tcp://127.0.0.1:4321/||\n",
             pws[0]
         )));
-        let f = TempMultifile::write(&text).unwrap();
+        let f = TempPrivateFile::write("users", &text).unwrap();
         let mode = std::fs::metadata(&f.path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         // The relay's own parser accepts it.

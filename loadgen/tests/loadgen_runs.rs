@@ -45,6 +45,7 @@ fn assert_schema(r: &Value) {
     for key in ["label", "profile", "protocol", "mode", "target", "backend"] {
         assert!(r["config"][key].is_string(), "config.{key}");
     }
+    assert!(r["config"]["saturate"].is_boolean(), "config.saturate");
     for key in [
         "workers",
         "sessions",
@@ -325,6 +326,8 @@ fn signal(child: &Child, sig: libc::c_int) {
 }
 
 fn run_json(args: &[&str], json: &PathBuf) -> (Output, Value) {
+    // A run that fails before writing must not be judged by an earlier run's report.
+    let _ = std::fs::remove_file(json);
     let out = loadgen()
         .args(args)
         .arg("--json")
@@ -529,4 +532,201 @@ fn xpra_users_file_drives_an_external_relay_and_direct_needs_none() {
     assert_clean(&r, 10);
     assert_eq!(r["sessions"]["handshake_us"]["count"], 10);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--protocol ws` through the relay child: each session upgrades with its own token (a
+/// token file loadgen wrote for the child's `--tokens`), and every byte arrives intact
+/// through the WebSocket layer both ways, the large frames included.
+#[test]
+fn twenty_ws_sessions_upgrade_by_token_through_deskrelay_and_arrive_intact() {
+    let dir = scratch("ws");
+    let json = dir.join("r.json");
+    let (out, r) = run_json(
+        &[
+            "--protocol",
+            "ws",
+            "--sessions",
+            "20",
+            "--duration",
+            "2",
+            "--relay-shards",
+            "2",
+            "--frame-every",
+            "0.5",
+        ],
+        &json,
+    );
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert_schema(&r);
+    assert_clean(&r, 20);
+    assert_eq!(r["config"]["protocol"], "ws");
+    assert_eq!(r["config"]["mode"], "child");
+    assert_eq!(r["config"]["saturate"], false);
+    let hs = &r["sessions"]["handshake_us"];
+    assert_eq!(hs["count"], 20);
+    assert!(hs["p50"].as_f64().unwrap() > 0.0);
+    assert_eq!(r["handshakes"]["completed"], 20);
+    // 20 sessions x ~1 frame of at least 64 KiB every 0.5 s.
+    assert!(r["downstream"]["bytes"].as_u64().unwrap() > 20 * 3 * 65536);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Bulk through the WebSocket layer: 64 KiB messages both ways on schedule, then saturated
+/// (back to back until the end), both clean; and the handshake profile's round trip.
+#[test]
+fn ws_bulk_saturated_and_handshake_runs_are_clean() {
+    let dir = scratch("ws-bulk");
+    let json = dir.join("r.json");
+    let base = ["--protocol", "ws", "--sessions", "4"];
+    let bulk = [&base[..], &["--duration", "1.5", "--profile", "bulk"]].concat();
+    let (out, r) = run_json(&bulk, &json);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert_clean(&r, 4);
+    // 4 sessions x 50/s x 1.5 s, each way.
+    assert!(r["upstream"]["messages"].as_u64().unwrap() >= 4 * 70);
+
+    let (out, r) = run_json(
+        &[&bulk[..], &["--saturate", "--size", "100000"]].concat(),
+        &json,
+    );
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert_clean(&r, 4);
+    assert_eq!(r["config"]["saturate"], true);
+    assert!(stdout(&out).contains("saturating"));
+    // Back to back carries more than the 50/s schedule would.
+    assert!(r["downstream"]["messages"].as_u64().unwrap() > 4 * 75);
+
+    let (out, r) = run_json(
+        &[&base[..], &["--profile", "handshake", "--duration", "1"]].concat(),
+        &json,
+    );
+    assert!(out.status.success(), "{}", stdout(&out));
+    let done = r["handshakes"]["completed"].as_u64().unwrap();
+    assert!(done > 4, "only {done} handshakes");
+    assert_eq!(r["errors"]["total"], 0, "{:#}", r["errors"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An external gateway: `--ws-tokens` first writes the token file (and stops), a deskrelay
+/// started with `--tokens` on it carries the run; tokens it does not know are refused with
+/// 403, a token whose target is down is closed with 1011 after the upgrade, and `--direct`
+/// is refused with the baseline to use instead.
+#[test]
+fn ws_tokens_file_drives_an_external_gateway_and_refusals_are_counted() {
+    let dir = scratch("ws-external");
+    let tokens = dir.join("tokens");
+    let backend = free_port().to_string();
+    let common = ["--protocol", "ws", "--sessions", "5", "--duration", "1"];
+    let out = loadgen()
+        .args(common)
+        .args(["--target", "127.0.0.1:9", "--backend-listen", &backend])
+        .arg("--ws-tokens")
+        .arg(&tokens)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&tokens).unwrap();
+    assert_eq!(text.lines().count(), 5);
+    assert!(text.starts_with("s0-") && text.contains(&format!(": {backend}\n")));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&tokens).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let relay = Stopped::on_drop(start_relay_with(&["--tokens", tokens.to_str().unwrap()]));
+    let json = dir.join("r.json");
+    let (target, pid) = (relay.addr.to_string(), relay.child.id().to_string());
+    let args = [
+        &common[..],
+        &["--target", &target, "--backend-listen", &backend],
+        &["--ws-tokens", tokens.to_str().unwrap()],
+        &["--relay-pid", &pid],
+    ]
+    .concat();
+    let (out, r) = run_json(&args, &json);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert_clean(&r, 5);
+    assert_eq!(r["config"]["mode"], "external");
+
+    // Other tokens: the relay does not know them.
+    let others = dir.join("others");
+    let out = loadgen()
+        .args(common)
+        .args(["--target", "127.0.0.1:9", "--backend-listen", &backend])
+        .arg("--ws-tokens")
+        .arg(&others)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let args = [
+        &common[..],
+        &["--target", &target, "--backend-listen", &backend],
+        &["--ws-tokens", others.to_str().unwrap()],
+    ]
+    .concat();
+    let (out, r) = run_json(&args, &json);
+    assert!(!out.status.success());
+    assert_eq!(
+        r["sessions"]["failed_reasons"],
+        serde_json::json!({ "HTTP 403 Forbidden": 5 })
+    );
+
+    // Tokens that lead where nothing listens: upgraded, then closed with 1011.
+    drop(relay);
+    let nowhere = dir.join("nowhere");
+    let dead = free_port().to_string();
+    let out = loadgen()
+        .args(common)
+        .args(["--target", "127.0.0.1:9", "--backend-listen", &dead])
+        .arg("--ws-tokens")
+        .arg(&nowhere)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let relay = Stopped::on_drop(start_relay_with(&["--tokens", nowhere.to_str().unwrap()]));
+    let target = relay.addr.to_string();
+    let args = [
+        &common[..],
+        &["--target", &target, "--backend-listen", &backend],
+        &["--ws-tokens", nowhere.to_str().unwrap()],
+    ]
+    .concat();
+    let (out, r) = run_json(&args, &json);
+    drop(relay);
+    assert!(!out.status.success());
+    assert_eq!(r["sessions"]["opened"], 5, "{:#}", r["sessions"]);
+    assert_eq!(
+        r["errors"]["by_kind"]["client receive: websocket close 1011"], 5,
+        "{:#}",
+        r["errors"]
+    );
+
+    let out = loadgen().args(common).arg("--direct").output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--protocol raw --direct"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A relay child killed and reaped when dropped, so a failed assertion leaves no process
+/// behind (one would also hold the test's output pipe open).
+struct Stopped {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Stopped {
+    fn on_drop((child, addr): (Child, SocketAddr)) -> Self {
+        Self { child, addr }
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
