@@ -214,3 +214,51 @@ fn the_heartbeat_pings_an_idle_session() {
     s.read_exact(&mut head).unwrap();
     assert_eq!(head[0], 0x89, "a ping frame (FIN + opcode 9)");
 }
+
+#[test]
+fn nothing_follows_our_close_frame_even_while_the_backend_streams() {
+    let scratch = Scratch::new("after-close");
+    let firehose = Backend::start(|mut s| {
+        let chunk = vec![7u8; 65536];
+        while s.write_all(&chunk).is_ok() {}
+    });
+    let relay = token_relay(&scratch, &firehose.addr.to_string(), &[]);
+    let mut s = upgraded(&relay);
+    let mut some = vec![0u8; 200_000];
+    s.read_exact(&mut some).unwrap();
+    s.write_all(&deskrelay::front::ws::client_close(
+        CloseCode::Normal,
+        "enough",
+        [9, 9, 9, 9],
+    ))
+    .unwrap();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    // Walk the frames from a frame boundary: find our close's opcode byte (0x88) after the
+    // data, then nothing may follow that close frame.
+    let all = [some, rest].concat();
+    let mut pos = 0;
+    let mut closes = 0;
+    let mut after_close = 0;
+    while pos + 2 <= all.len() {
+        let op = all[pos] & 0x0f;
+        let mut len = (all[pos + 1] & 0x7f) as usize;
+        let mut at = pos + 2;
+        if len == 126 {
+            len = u16::from_be_bytes([all[at], all[at + 1]]) as usize;
+            at += 2;
+        } else if len == 127 {
+            len = u64::from_be_bytes(all[at..at + 8].try_into().unwrap()) as usize;
+            at += 8;
+        }
+        if closes > 0 {
+            after_close += 1;
+        }
+        if op == 0x8 {
+            closes += 1;
+        }
+        pos = at + len;
+    }
+    assert_eq!(closes, 1, "exactly one close frame");
+    assert_eq!(after_close, 0, "frames after the close");
+}

@@ -40,14 +40,18 @@ pub fn run_proxy(config: ProxyConfig) -> anyhow::Result<()> {
         move || reload(certs.as_deref()),
     )
     .context("cannot install signal handlers")?;
-    match &relay.config.xpra {
-        Some(door) => tracing::info!(
+    match (&relay.config.xpra, &relay.config.web) {
+        (Some(door), _) => tracing::info!(
             shards = relay.config.shards,
             data_path = %relay.config.data_path,
             "xpra proxy: {}",
             door.describe()
         ),
-        None => tracing::info!(
+        (None, Some(_)) => tracing::info!(
+            shards = relay.config.shards,
+            "web and WebSocket door; other connections to --fallback or closed"
+        ),
+        (None, None) => tracing::info!(
             shards = relay.config.shards,
             data_path = %relay.config.data_path,
             "relaying every connection to {}",

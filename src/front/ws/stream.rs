@@ -26,6 +26,8 @@ pub struct WsStream<S> {
     closed: Cell<bool>,
     /// A data frame is being written (its header and payload must stay together).
     writing: Cell<bool>,
+    /// Our close frame went out: nothing may follow it (RFC 6455 5.5.1).
+    close_sent: Cell<bool>,
 }
 
 impl<S: ByteStream> WsStream<S> {
@@ -39,6 +41,7 @@ impl<S: ByteStream> WsStream<S> {
             control: RefCell::new(Vec::new()),
             closed: Cell::new(false),
             writing: Cell::new(false),
+            close_sent: Cell::new(false),
         }
     }
 
@@ -70,6 +73,12 @@ impl<S: ByteStream> WsStream<S> {
     /// One binary frame: small payloads with their header in one write (one TLS record,
     /// one segment); big ones as two writes rather than a copy.
     async fn write_frame(&self, buf: &[u8]) -> io::Result<()> {
+        if self.closed.get() {
+            // The client closed (or broke the protocol): its close is answered, and no
+            // data frame may follow ours.
+            self.flush_control().await?;
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
         self.flush_control().await?;
         let (head, len) = binary_header(buf.len() as u64);
         if buf.len() <= 16 * 1024 {
@@ -85,8 +94,12 @@ impl<S: ByteStream> WsStream<S> {
 
     async fn flush_control(&self) -> io::Result<()> {
         let queued = std::mem::take(&mut *self.control.borrow_mut());
-        if queued.is_empty() {
+        if queued.is_empty() || self.close_sent.get() {
             return Ok(());
+        }
+        // A close frame is the last control frame queued (nothing is queued after it).
+        if queued.len() >= 2 && has_close(&queued) {
+            self.close_sent.set(true);
         }
         self.inner.write_all(&queued).await
     }
@@ -128,6 +141,18 @@ impl<S: ByteStream> WsStream<S> {
         }
         Ok(out)
     }
+}
+
+/// Whether a run of queued server control frames (unmasked, payload <= 125) holds a close.
+fn has_close(frames: &[u8]) -> bool {
+    let mut pos = 0;
+    while pos + 2 <= frames.len() {
+        if frames[pos] & 0x0f == 0x8 {
+            return true;
+        }
+        pos += 2 + (frames[pos + 1] & 0x7f) as usize;
+    }
+    false
 }
 
 impl<S: ByteStream> ByteStream for WsStream<S> {
@@ -178,7 +203,7 @@ impl<S: ByteStream> ByteStream for WsStream<S> {
     async fn close_write(&self) -> io::Result<()> {
         // A close frame (ours, or the one answering the client's, or a protocol error's
         // code queued by the reader), then the transport's own end.
-        if self.control.borrow().is_empty() {
+        if self.control.borrow().is_empty() && !self.close_sent.get() {
             self.control
                 .borrow_mut()
                 .extend(close(CloseCode::Normal, ""));
