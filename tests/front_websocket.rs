@@ -133,10 +133,9 @@ fn upgraded(relay: &RelayProcess) -> TcpStream {
     s
 }
 
-/// Reads server frames until a close; returns its code.
-fn close_code(s: &mut TcpStream) -> u16 {
-    let mut all = Vec::new();
-    let _ = s.read_to_end(&mut all);
+/// The server frames in `all` (which starts at a frame boundary): opcode and payload.
+fn frames(all: &[u8]) -> Vec<(u8, std::ops::Range<usize>)> {
+    let mut out = Vec::new();
     let mut pos = 0;
     while pos + 2 <= all.len() {
         let op = all[pos] & 0x0f;
@@ -149,12 +148,21 @@ fn close_code(s: &mut TcpStream) -> u16 {
             len = u64::from_be_bytes(all[at..at + 8].try_into().unwrap()) as usize;
             at += 8;
         }
-        if op == 0x8 {
-            return u16::from_be_bytes([all[at], all[at + 1]]);
-        }
+        out.push((op, at..(at + len).min(all.len())));
         pos = at + len;
     }
-    panic!("no close frame in {} bytes", all.len());
+    out
+}
+
+/// Reads server frames until the end; returns the close frame's code.
+fn close_code(s: &mut TcpStream) -> u16 {
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    let (_, payload) = frames(&all)
+        .into_iter()
+        .find(|(op, _)| *op == 0x8)
+        .unwrap_or_else(|| panic!("no close frame in {} bytes", all.len()));
+    u16::from_be_bytes([all[payload.start], all[payload.start + 1]])
 }
 
 #[test]
@@ -234,31 +242,10 @@ fn nothing_follows_our_close_frame_even_while_the_backend_streams() {
     .unwrap();
     let mut rest = Vec::new();
     let _ = s.read_to_end(&mut rest);
-    // Walk the frames from a frame boundary: find our close's opcode byte (0x88) after the
-    // data, then nothing may follow that close frame.
     let all = [some, rest].concat();
-    let mut pos = 0;
-    let mut closes = 0;
-    let mut after_close = 0;
-    while pos + 2 <= all.len() {
-        let op = all[pos] & 0x0f;
-        let mut len = (all[pos + 1] & 0x7f) as usize;
-        let mut at = pos + 2;
-        if len == 126 {
-            len = u16::from_be_bytes([all[at], all[at + 1]]) as usize;
-            at += 2;
-        } else if len == 127 {
-            len = u64::from_be_bytes(all[at..at + 8].try_into().unwrap()) as usize;
-            at += 8;
-        }
-        if closes > 0 {
-            after_close += 1;
-        }
-        if op == 0x8 {
-            closes += 1;
-        }
-        pos = at + len;
-    }
+    let ops: Vec<u8> = frames(&all).into_iter().map(|(op, _)| op).collect();
+    let closes = ops.iter().filter(|&&op| op == 0x8).count();
+    let after_close = ops.iter().skip_while(|&&op| op != 0x8).skip(1).count();
     assert_eq!(closes, 1, "exactly one close frame");
     assert_eq!(after_close, 0, "frames after the close");
 }

@@ -96,19 +96,7 @@ pub async fn serve(doors: &Doors, client: Conn, early: Vec<u8>, ctx: Ctx<'_>) ->
         }
         (Kind::Tls, _, Some(config)) => serve_tls(doors, client, &first, config, ctx).await,
         (Kind::Http, _, _) if doors.web.is_some() => {
-            let web = doors.web.as_deref().expect("checked");
-            let stream = Prefixed::new(first, client);
-            Served::Web(
-                web::serve(
-                    web,
-                    doors.xpra.as_ref(),
-                    stream,
-                    ctx.shard,
-                    &ctx.dp.buffers,
-                    ctx.connect_timeout,
-                )
-                .await,
-            )
+            serve_web(doors, Prefixed::new(first, client), &ctx).await
         }
         _ => match doors.fallback {
             Some(addr) => {
@@ -170,20 +158,7 @@ async fn serve_tls(
         (Kind::Xpra, Some(door), _) => {
             Served::Xpra(xpra::serve(door, stream, ctx.shard, &ctx.dp.buffers).await)
         }
-        (Kind::Http, _, _) if doors.web.is_some() => {
-            let web = doors.web.as_deref().expect("checked");
-            Served::Web(
-                web::serve(
-                    web,
-                    doors.xpra.as_ref(),
-                    stream,
-                    ctx.shard,
-                    &ctx.dp.buffers,
-                    ctx.connect_timeout,
-                )
-                .await,
-            )
-        }
+        (Kind::Http, _, _) if doors.web.is_some() => serve_web(doors, stream, &ctx).await,
         // TLS terminated here, the plaintext relayed to the fallback server.
         (_, _, Some(addr)) => match connect(addr, ctx.connect_timeout).await {
             Ok(backend) => Served::Bridged(bridge(&stream, &backend, &ctx.dp.buffers).await),
@@ -202,4 +177,12 @@ async fn serve_tls(
             }
         }
     }
+}
+
+/// HTTP (plain or inside TLS) to the web door; the caller checked there is one.
+async fn serve_web(doors: &Doors, stream: impl ByteStream, ctx: &Ctx<'_>) -> Served {
+    let web = doors.web.as_deref().expect("a web door");
+    let xpra = doors.xpra.as_ref();
+    let pool = &ctx.dp.buffers;
+    Served::Web(web::serve(web, xpra, stream, ctx.shard, pool, ctx.connect_timeout).await)
 }
