@@ -20,11 +20,30 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// A loopback port nothing listens on, for a backend that several runs in a row bind.
+///
+/// Taken from just below the kernel's ephemeral range: a port the kernel handed out with
+/// `:0` can meanwhile become the local end of some other test's outgoing connection, and
+/// then the next run cannot bind it (seen in CI). Ports below the range are never picked
+/// for outgoing connections.
 fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    const SPAN: u16 = 8000;
+    let base = low.saturating_sub(SPAN).max(1024);
+    let start = (std::process::id() % u32::from(SPAN)) as u16;
+    for _ in 0..SPAN {
+        let offset = start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+        let addr = SocketAddr::from(([127, 0, 0, 1], base + offset));
+        if TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
+    panic!("no free port in {base}..{}", base + SPAN);
 }
 
 fn report(path: &PathBuf, out: &Output) -> Value {
