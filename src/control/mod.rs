@@ -5,3 +5,4 @@ pub mod cli;
 pub mod config;
 pub mod config_file;
 pub mod stats;
+pub mod watched_file;

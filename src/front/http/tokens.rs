@@ -12,12 +12,13 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::{self, Metadata, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, Read};
 use std::net::{IpAddr, SocketAddr};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+
+use crate::control::watched_file::{Stamp, WatchedFile};
 
 /// Largest token file read.
 pub const MAX_FILE_SIZE: u64 = 4 << 20;
@@ -128,101 +129,34 @@ pub fn parse(text: &[u8]) -> Result<HashMap<String, Target>, (usize, &'static st
     Ok(map)
 }
 
-/// What identifies one version of the file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-}
-
-impl Stamp {
-    fn of(md: &Metadata) -> Stamp {
-        Stamp {
-            dev: md.dev(),
-            ino: md.ino(),
-            size: md.size(),
-            mtime: (md.mtime(), md.mtime_nsec()),
-        }
-    }
-}
-
+/// Token -> target, as one version of the file reads.
 type Map = HashMap<String, Target>;
 
 /// A token file on disk, re-read when it changes; shareable between shards.
 #[derive(Debug)]
 pub struct TokenFile {
-    path: PathBuf,
-    state: Mutex<State>,
-}
-
-#[derive(Debug)]
-struct State {
-    map: Arc<Map>,
-    /// The version last looked at, loaded or not: a broken version is reported once.
-    seen: Option<Stamp>,
+    file: WatchedFile<Map, TokenFileError>,
 }
 
 impl TokenFile {
-    /// Loads `path`; an error here is fatal for the caller (start-up).
+    /// Loads `path`; errors name the file and the line.
     pub fn open(path: impl Into<PathBuf>) -> Result<TokenFile, TokenFileError> {
-        let path = path.into();
-        let (stamp, map) = load(&path)?;
         Ok(TokenFile {
-            path,
-            state: Mutex::new(State {
-                map: Arc::new(map),
-                seen: Some(stamp),
-            }),
+            file: WatchedFile::open(path.into(), "token file", load)?,
         })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
     }
 
     /// How many tokens the current map holds (after a reload check).
     pub fn len(&self) -> usize {
-        self.map().len()
+        self.file.current().len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    fn map(&self) -> Arc<Map> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        self.refresh(&mut state);
-        state.map.clone()
-    }
-
-    fn refresh(&self, state: &mut State) {
-        let now = match fs::metadata(&self.path) {
-            Ok(md) => Stamp::of(&md),
-            Err(error) => {
-                if state.seen.take().is_some() {
-                    tracing::warn!(path = %self.path.display(), %error,
-                        "token file unreadable; keeping the tokens loaded before");
-                }
-                return;
-            }
-        };
-        if state.seen == Some(now) {
-            return;
-        }
-        state.seen = Some(now);
-        match load(&self.path) {
-            Ok((stamp, map)) => {
-                tracing::info!(path = %self.path.display(), tokens = map.len(),
-                    "token file reloaded");
-                state.map = Arc::new(map);
-                state.seen = Some(stamp);
-            }
-            Err(error) => {
-                tracing::warn!(%error, "token file reload failed; keeping the tokens loaded before");
-            }
-        }
     }
 }
 
@@ -230,7 +164,7 @@ impl TokenLookup for TokenFile {
     /// The target for `token` in the file as it is now (re-read if it changed; the last
     /// good map if it no longer loads).
     fn lookup(&self, token: &str) -> Option<Target> {
-        self.map().get(token).cloned()
+        self.file.current().get(token).cloned()
     }
 }
 

@@ -29,11 +29,13 @@
 //! never logs its contents.
 
 use std::collections::HashMap;
-use std::fs::{self, File, Metadata, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use crate::control::watched_file::{Stamp, WatchedFile};
 
 use super::error::{AuthFileError, LineError, ParseError};
 use super::secret::Secret;
@@ -198,58 +200,22 @@ fn strip(s: &[u8]) -> &[u8] {
     &s[start..end]
 }
 
-/// What identifies one version of the file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl Stamp {
-    fn of(md: &Metadata) -> Stamp {
-        Stamp {
-            dev: md.dev(),
-            ino: md.ino(),
-            size: md.size(),
-            mtime: (md.mtime(), md.mtime_nsec()),
-            ctime: (md.ctime(), md.ctime_nsec()),
-        }
-    }
-}
-
 /// A multifile on disk, re-read when it changes; shareable between shards.
 #[derive(Debug)]
 pub struct AuthFile {
-    path: PathBuf,
-    state: Mutex<State>,
-}
-
-#[derive(Debug)]
-struct State {
-    users: Arc<Users>,
-    /// The version last looked at, loaded or not: a broken version is reported once.
-    seen: Option<Stamp>,
+    file: WatchedFile<Users, AuthFileError>,
 }
 
 impl AuthFile {
     /// Loads `path`, refusing a file group or others may read or write.
     pub fn open(path: impl Into<PathBuf>) -> Result<AuthFile, AuthFileError> {
-        let path = path.into();
-        let (stamp, users) = load(&path)?;
         Ok(AuthFile {
-            path,
-            state: Mutex::new(State {
-                users: Arc::new(users),
-                seen: Some(stamp),
-            }),
+            file: WatchedFile::open(path.into(), "password file", load)?,
         })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
     }
 
     /// The entry for `username`, from the file as it is now (re-read if it changed; the
@@ -260,37 +226,7 @@ impl AuthFile {
 
     /// All entries, from the file as it is now (see [`Self::lookup`]).
     pub fn users(&self) -> Arc<Users> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        self.refresh(&mut state);
-        state.users.clone()
-    }
-
-    fn refresh(&self, state: &mut State) {
-        let now = match fs::metadata(&self.path) {
-            Ok(md) => Stamp::of(&md),
-            Err(error) => {
-                if state.seen.take().is_some() {
-                    tracing::warn!(path = %self.path.display(), %error,
-                        "password file unreadable; keeping the entries loaded before");
-                }
-                return;
-            }
-        };
-        if state.seen == Some(now) {
-            return;
-        }
-        match load(&self.path) {
-            Ok((stamp, users)) => {
-                tracing::info!(path = %self.path.display(), users = users.len(),
-                    "password file reloaded");
-                state.users = Arc::new(users);
-                state.seen = Some(stamp);
-            }
-            Err(error) => {
-                tracing::warn!(%error, "password file reload failed; keeping the entries loaded before");
-                state.seen = Some(now);
-            }
-        }
+        self.file.current()
     }
 }
 
