@@ -47,11 +47,17 @@ impl<'a> Input<'a> {
     }
 }
 
+/// Most reads [`read_patterns`] cuts an input into: short inputs are fed at every read
+/// size down to single bytes, long ones (the captured 22-40 KiB hellos) in fewer, larger
+/// reads, so that a run spends its time on many inputs rather than on many reads of one.
+pub const MAX_READS: usize = 1024;
+
 /// The ways a streaming parser is fed the same bytes, each a list of reads: all at once;
-/// cut in two at `cut` (taken modulo the length + 1); in reads of `step` bytes (1..=256).
+/// cut in two at `cut` (taken modulo the length + 1); in reads of `step` + 1 bytes, or
+/// more when that would take over [`MAX_READS`] reads.
 pub fn read_patterns(data: &[u8], cut: u16, step: u8) -> [Vec<&[u8]>; 3] {
     let cut = usize::from(cut) % (data.len() + 1);
-    let step = usize::from(step) + 1;
+    let step = (usize::from(step) + 1).max(data.len().div_ceil(MAX_READS));
     [
         vec![data],
         vec![&data[..cut], &data[cut..]],

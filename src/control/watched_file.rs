@@ -119,7 +119,10 @@ mod tests {
         let file = fs::File::open(path).map_err(|e| e.to_string())?;
         let stamp = Stamp::of(&file.metadata().map_err(|e| e.to_string())?);
         let text = std::io::read_to_string(file).map_err(|e| e.to_string())?;
-        let n = text.trim().parse().map_err(|_| format!("not a number: {text:?}"))?;
+        let n = text
+            .trim()
+            .parse()
+            .map_err(|_| format!("not a number: {text:?}"))?;
         Ok((stamp, n))
     }
 

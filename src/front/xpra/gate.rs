@@ -40,9 +40,13 @@ enum State {
 #[derive(Debug)]
 pub struct Gate {
     state: State,
+    /// The type of the watched frame at the front of the unconsumed input, typed on an
+    /// earlier feed and still being gathered: it is not peeked at again.
+    gathering: Option<String>,
     watched: &'static [&'static str],
     max_packet: usize,
     frames: u64,
+    peeked: u64,
 }
 
 impl Gate {
@@ -51,9 +55,11 @@ impl Gate {
     pub fn new(watched: &'static [&'static str], max_packet: usize) -> Self {
         Self {
             state: State::Header,
+            gathering: None,
             watched,
             max_packet,
             frames: 0,
+            peeked: 0,
         }
     }
 
@@ -66,6 +72,12 @@ impl Gate {
     /// Frames whose header the gate has read.
     pub fn frames(&self) -> u64 {
         self.frames
+    }
+
+    /// Payload bytes handed to the type peek so far, over all frames and feeds: what the
+    /// gate costs beyond header parsing, whatever the frames hold and however they arrive.
+    pub fn peeked(&self) -> u64 {
+        self.peeked
     }
 
     /// Walks `input`, appending what to do with it to `steps`. Returns how many bytes were
@@ -109,10 +121,23 @@ impl Gate {
                         self.state = State::Passing(total as u64);
                         continue;
                     }
-                    let payload = &rest[HEADER_LEN..rest.len().min(total)];
-                    match peek_kind(&header, payload) {
+                    // At most PEEK_MAX bytes are peeked at, and a watched frame is typed
+                    // once: the prefix decoders walk all they are given, and a payload that
+                    // inflates to nothing (empty zlib blocks, lz4 length bytes) would
+                    // otherwise be walked again at every read while the frame gathers.
+                    let payload =
+                        &rest[HEADER_LEN..rest.len().min(HEADER_LEN + size.min(PEEK_MAX))];
+                    let kind = match self.gathering.take() {
+                        Some(kind) => Some(kind),
+                        None => {
+                            self.peeked += payload.len() as u64;
+                            peek_kind(&header, payload)
+                        }
+                    };
+                    match kind {
                         Some(kind) if self.watched.contains(&kind.as_str()) => {
                             if rest.len() < total {
+                                self.gathering = Some(kind);
                                 break;
                             }
                             self.frames += 1;

@@ -115,3 +115,52 @@ fn garbage_is_a_protocol_error() {
     let mut gate = Gate::new(WATCH, 1024);
     assert!(gate.feed(b"GET / HTTP/1.1\r\n", &mut Vec::new()).is_err());
 }
+
+/// A watched frame of `size` payload bytes whose type is in its first compressed bytes and
+/// the rest of which decompresses to nothing: zlib (a stored block holding the packet
+/// head, then empty stored blocks) or lz4 (one sequence, then literal-length bytes that
+/// never end). Found by the `xpra_gate` fuzz target: gathering such a frame used to walk
+/// the whole prefix received at every read, quadratic in the frame size.
+fn inflates_to_nothing(lz4: bool, size: usize) -> Vec<u8> {
+    let head = b"\xc2\x8adisconnect";
+    let mut payload = Vec::with_capacity(size);
+    if lz4 {
+        payload.extend_from_slice(&(size as u32 * 4).to_le_bytes());
+        payload.push(0xc0); // 12 literals, a match of 4
+        payload.extend_from_slice(head);
+        payload.extend_from_slice(&[1, 0, 0xf0]);
+        payload.resize(size, 0xff);
+    } else {
+        payload.extend_from_slice(&[0x78, 0x01, 0x00, 12, 0, !12, 0xff]);
+        payload.extend_from_slice(head);
+        while payload.len() + 5 <= size {
+            payload.extend_from_slice(&[0, 0, 0, 0xff, 0xff]);
+        }
+        payload.resize(size, 0);
+    }
+    let mut f = vec![b'P', 1, if lz4 { 0x11 } else { 1 }, 0];
+    f.extend_from_slice(&(size as u32).to_be_bytes());
+    f.extend(payload);
+    f
+}
+
+#[test]
+fn a_watched_frame_is_typed_once_however_slowly_it_arrives() {
+    for lz4 in [false, true] {
+        let frame = inflates_to_nothing(lz4, 1 << 20);
+        let mut gate = Gate::new(WATCH, 16 << 20);
+        let (mut carry, mut steps) = (Vec::new(), Vec::new());
+        for chunk in frame.chunks(1024) {
+            carry.extend_from_slice(chunk);
+            let done = gate.feed(&carry, &mut steps).expect("a valid frame");
+            carry.drain(..done);
+        }
+        assert!(carry.is_empty());
+        let whole = Step::Watched {
+            kind: "disconnect".into(),
+            frame: 0..frame.len(),
+        };
+        assert_eq!(steps, [whole], "lz4: {lz4}");
+        assert!(gate.peeked() <= PEEK_MAX as u64, "peeked {}", gate.peeked());
+    }
+}
