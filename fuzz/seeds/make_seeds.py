@@ -180,6 +180,20 @@ SEEDS = {
         "ssh": b"SSH-2.0-OpenSSH_9.2p1\r\n",
         "post": b"POST",
     },
+    # The first bytes from a balancer: haproxy 2.6's own headers, then what our encoder and
+    # the spec's other families give.
+    "proxy_protocol": {
+        "haproxy-v2-crc32c-unique-id": cap("haproxy-send-proxy-v2-crc32c-unique-id.bin"),
+        "haproxy-v1-tcp6": cap("haproxy-send-proxy-tcp6.bin"),
+        "v1-tcp4": b"PROXY TCP4 192.0.2.1 127.0.0.1 40000 14500\r\nPx",
+        "v1-unknown": b"PROXY UNKNOWN\r\n",
+        "v2-local": b"\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00",
+        "v2-tcp6": b"\r\n\r\n\x00\r\nQUIT\n\x21\x21\x00\x24" + bytes(15) + b"\x01"
+        + bytes(15) + b"\x01\x9c\x40\x38\x94",
+        "v2-unix": b"\r\n\r\n\x00\r\nQUIT\n\x21\x31\x00\xd8" + b"/run/a".ljust(108, b"\0")
+        + b"/run/b".ljust(108, b"\0"),
+        "direct-client": b"PxxxxxxxHELLO",
+    },
     "multifile": {
         "entries": b"# comment\n\n  alice|pw one|1000|1001|:10, tcp://bob:x@h:1/|A=1;B=b=c;|compression=0  \r\ncarol|pw2\r"
         b"dave|pw3|daemon||:11\n",

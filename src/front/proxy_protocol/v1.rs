@@ -30,10 +30,12 @@ pub(super) fn parse(buf: &[u8]) -> Result<Option<(Header, usize)>, ProxyError> {
             Ok(None)
         };
     };
+    // The bytes before the line end first: an error is the one at the earliest byte,
+    // whatever the read boundaries (found by the proxy_protocol fuzz target).
+    check_partial(&buf[PREFIX.len()..cr])?;
     if buf[cr] == b'\n' {
         return Err(malformed("LF without CR"));
     }
-    check_partial(&buf[PREFIX.len()..cr])?;
     match buf.get(cr + 1) {
         None => Ok(None),
         Some(b'\n') => Ok(Some((parse_line(&buf[PREFIX.len()..cr])?, cr + 2))),

@@ -73,6 +73,8 @@ fn v1_malformed() {
         (b"PROXY tcp4 ", "unknown protocol"),
         (b"PROXY UDP4 ", "unknown protocol"),
         (b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n", "LF without CR"),
+        // The earliest bad byte decides, as it does when the line arrives byte by byte.
+        (b"PROXY U\0\n", "unknown protocol"),
         (b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\rX", "CR without LF"),
         (b"PROXY TCP4 1.2.3.4/", "invalid character"),
         (b"PROXY TCP4 1.2.3.4 5.6.7.8 -1", "invalid character"),
