@@ -212,7 +212,13 @@ async fn read_head(
         let left = deadline.saturating_duration_since(Instant::now());
         let read = within(left, read_some(stream, buf, pool)).await;
         match read {
-            None => return Err(("request timeout".into(), None)),
+            // Part of a request: 408, as haproxy's `timeout http-request` answers. An idle
+            // keep-alive connection (nothing of a next request) is closed without a word.
+            None if !buf.is_empty() => {
+                let e = HttpError::RequestTimeout;
+                return Err((e.to_string(), Some(e)));
+            }
+            None => return Err(("idle timeout".into(), None)),
             Some(Ok(0)) => return Err(("closed".into(), None)),
             Some(Ok(_)) => {}
             Some(Err(e)) => return Err((e.to_string(), None)),

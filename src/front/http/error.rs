@@ -24,6 +24,9 @@ pub enum HttpError {
     /// The request head is larger than [`super::request::MAX_HEAD`] or has too many headers.
     #[error("request head too large")]
     HeadTooLarge,
+    /// Part of a request head arrived, not all of it in time (a slow or stalled client).
+    #[error("request timeout")]
+    RequestTimeout,
     /// Not HTTP/1.0 or HTTP/1.1.
     #[error("HTTP version not supported")]
     VersionNotSupported,
@@ -50,6 +53,7 @@ impl HttpError {
         match self {
             HttpError::BadRequest(_) => Status::BadRequest,
             HttpError::HeadTooLarge => Status::HeaderFieldsTooLarge,
+            HttpError::RequestTimeout => Status::RequestTimeout,
             HttpError::VersionNotSupported => Status::VersionNotSupported,
             HttpError::MethodNotAllowed => Status::MethodNotAllowed,
             HttpError::NotFound => Status::NotFound,

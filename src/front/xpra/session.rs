@@ -250,7 +250,9 @@ async fn refuse(client: &impl ByteStream, refusal: Refusal) -> XpraEnd {
         // Best effort: the client may already be gone.
         let _ = client.write_all(&frame).await;
     }
-    let _ = client.shutdown_write();
+    // The transport's own end: over WebSocket this sends the close frame (with the
+    // protocol error's code when the client's framing was at fault), over TLS close_notify.
+    let _ = client.close_write().await;
     client.shutdown_both();
     XpraEnd::Refused {
         reason: refusal.detail,

@@ -1,0 +1,337 @@
+//! Garbage and stalls at every stage of a handshake, on one shared port (xpra, HTTP,
+//! WebSocket, TLS): each gets a clear answer (an xpra `disconnect` with its reason, an HTTP
+//! status, a TLS alert) or a prompt close, and an established xpra session on the same
+//! relay keeps every byte, checked after each fault.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use common::RelayProcess;
+use deskrelay::xpra::auth::{answer, Transport};
+use deskrelay::xpra::{encode_frame, Compression, Encoding, FrameDecoder, Limits, Packet, Value};
+
+/// The relay's pre-auth and HTTP request deadlines in these tests.
+const DEADLINE_S: u64 = 2;
+
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("deskrelay-faults-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn secret(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn frame(items: Vec<Value>) -> Vec<u8> {
+    encode_frame(&Packet::new(items), Encoding::Rencode, Compression::None).unwrap()
+}
+
+fn hello(user: &str) -> Value {
+    let digests = Value::List(vec![Value::str("hmac+sha256")]);
+    let mut caps = Value::Dict(vec![]);
+    caps.insert("version", Value::str("3.1.3"));
+    caps.insert("username", Value::str(user));
+    caps.insert("challenge", Value::Bool(true));
+    caps.insert("digest", digests.clone());
+    caps.insert("salt-digest", digests);
+    caps
+}
+
+fn read_packet(s: &mut TcpStream) -> Option<Vec<Value>> {
+    let mut dec = FrameDecoder::new(Limits::default());
+    let mut buf = BytesMut::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(d) = dec.decode(&mut buf).expect("valid frames") {
+            return Some(d.packet.items);
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// The `[code, detail]` of the disconnect the relay sent, or a panic saying what came.
+fn disconnect(s: &mut TcpStream) -> (String, String) {
+    let p = read_packet(s).expect("a disconnect packet, not a bare close");
+    assert_eq!(p[0].as_str(), Some("disconnect"), "{p:?}");
+    let text = |i: usize| p.get(i).and_then(Value::as_str).unwrap_or("").to_string();
+    (text(1), text(2))
+}
+
+/// A session server: answers the relay's hello with a hello, then echoes every byte.
+fn echo_session_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for mut s in listener.incoming().map_while(Result::ok) {
+            thread::spawn(move || {
+                if read_packet(&mut s).is_none() {
+                    return;
+                }
+                let _ = s.write_all(&frame(vec![Value::str("hello"), Value::Dict(vec![])]));
+                let mut buf = [0u8; 16384];
+                while let Ok(n @ 1..) = s.read(&mut buf) {
+                    if s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A user logged in through the relay, its session's hello received.
+fn established(relay: &RelayProcess) -> TcpStream {
+    let mut s = relay.connect();
+    s.write_all(&frame(vec![Value::str("hello"), hello("zoe")]))
+        .unwrap();
+    let challenge = read_packet(&mut s).expect("a challenge");
+    let mut second = hello("zoe");
+    answer(&challenge, b"zoe-pw", Transport::Loopback)
+        .unwrap()
+        .apply(&mut second);
+    s.write_all(&frame(vec![Value::str("hello"), second]))
+        .unwrap();
+    let reply = read_packet(&mut s).expect("the session's hello");
+    assert_eq!(reply[0].as_str(), Some("hello"), "{reply:?}");
+    s
+}
+
+/// One frame there and back through the established session, byte for byte.
+fn still_relays(s: &mut TcpStream, round: u8) {
+    let payload: Vec<u8> = (0..8192u32).map(|i| (i as u8) ^ round).collect();
+    let sent = frame(vec![Value::str("test-data"), Value::Bytes(payload)]);
+    s.write_all(&sent).unwrap();
+    let mut back = vec![0u8; sent.len()];
+    s.read_exact(&mut back).unwrap();
+    assert!(back == sent, "round {round}: the echoed frame differs");
+}
+
+/// Writes `bytes` one at a time, `gap` apart, until done or the relay closes.
+fn trickle(mut s: TcpStream, bytes: Vec<u8>, gap: Duration) {
+    thread::spawn(move || {
+        for b in bytes {
+            if s.write_all(&[b]).is_err() {
+                return;
+            }
+            thread::sleep(gap);
+        }
+    });
+}
+
+/// Everything the relay sends until it closes, and how long that took.
+fn read_to_close(s: &mut TcpStream) -> (Vec<u8>, Duration) {
+    let start = Instant::now();
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    (all, start.elapsed())
+}
+
+struct Setup {
+    relay: RelayProcess,
+    _scratch: Scratch,
+}
+
+fn setup() -> Setup {
+    let scratch = Scratch::new();
+    let session = echo_session_server();
+    let users = scratch.secret(
+        "users",
+        &format!("zoe|zoe-pw|1000|1000|tcp://{session}/||\n"),
+    );
+    let tokens = scratch.secret("tokens", &format!("desk: {session}\n"));
+    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    let cert = scratch.secret("cert.pem", &key.cert.pem());
+    let cert_key = scratch.secret("key.pem", &key.key_pair.serialize_pem());
+    let deadline = DEADLINE_S.to_string();
+    let relay = RelayProcess::start(&[
+        "--auth",
+        &format!("multifile:{}", users.display()),
+        "--tokens",
+        tokens.to_str().unwrap(),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        cert_key.to_str().unwrap(),
+        "--pre-auth-timeout",
+        &deadline,
+        "--sniff-timeout",
+        &deadline,
+    ]);
+    Setup {
+        relay,
+        _scratch: scratch,
+    }
+}
+
+#[test]
+fn garbage_and_stalls_at_every_stage_get_a_clear_answer_and_spare_a_live_session() {
+    let Setup { relay, _scratch } = setup();
+    let mut bystander = established(&relay);
+    still_relays(&mut bystander, 0);
+    let deadline = Duration::from_secs(DEADLINE_S);
+    let mut round = 0;
+    let mut check = |what: &str| {
+        round += 1;
+        still_relays(&mut bystander, round);
+        eprintln!("ok: {what}");
+    };
+
+    // First bytes no door speaks: closed without a word (no fallback configured).
+    let mut s = relay.connect();
+    s.write_all(b"\x00\x01\x02 SSH-2.0-nothing-here\r\n")
+        .unwrap();
+    let (got, _) = read_to_close(&mut s);
+    assert!(got.is_empty(), "{got:?}");
+    check("unknown protocol");
+
+    // An xpra frame whose payload decodes to nothing.
+    let mut s = relay.connect();
+    s.write_all(b"P\x01\x00\x00\x00\x00\x00\x04\xff\xfe\xfd\xfc")
+        .unwrap();
+    let (code, detail) = disconnect(&mut s);
+    assert_eq!(code, "protocol error", "{detail}");
+    check("undecodable first frame");
+
+    // A first packet that is not a hello.
+    let mut s = relay.connect();
+    s.write_all(&frame(vec![Value::str("ping"), Value::Int(1)]))
+        .unwrap();
+    assert_eq!(
+        disconnect(&mut s),
+        (
+            "protocol error".into(),
+            "invalid packet: expected a hello".into()
+        )
+    );
+    check("ping instead of hello");
+
+    // The challenge answered with bytes that are no frame at all.
+    let mut s = relay.connect();
+    s.write_all(&frame(vec![Value::str("hello"), hello("zoe")]))
+        .unwrap();
+    assert_eq!(read_packet(&mut s).unwrap()[0].as_str(), Some("challenge"));
+    s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    let (code, _) = disconnect(&mut s);
+    assert_eq!(code, "protocol error");
+    check("garbage instead of the challenge response");
+
+    // The challenge answered with a packet that is not a hello.
+    let mut s = relay.connect();
+    s.write_all(&frame(vec![Value::str("hello"), hello("zoe")]))
+        .unwrap();
+    assert_eq!(read_packet(&mut s).unwrap()[0].as_str(), Some("challenge"));
+    s.write_all(&frame(vec![Value::str("ping"), Value::Int(1)]))
+        .unwrap();
+    let (code, detail) = disconnect(&mut s);
+    assert_eq!(code, "protocol error");
+    assert!(detail.contains("challenge response"), "{detail}");
+    check("ping instead of the challenge response");
+
+    // Slowloris on the xpra door: a hello one byte every 200 ms never beats the deadline.
+    let mut s = relay.connect();
+    let slow = frame(vec![Value::str("hello"), hello("zoe")]);
+    trickle(s.try_clone().unwrap(), slow, Duration::from_millis(200));
+    let start = Instant::now();
+    let (code, _) = disconnect(&mut s);
+    assert_eq!(code, "login timeout");
+    let took = start.elapsed();
+    assert!(took >= deadline - Duration::from_millis(300), "{took:?}");
+    assert!(took < deadline * 3, "{took:?}");
+    check("xpra hello at one byte per 200 ms");
+
+    // A malformed HTTP request head.
+    let mut s = relay.connect();
+    s.write_all(b"GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (got, _) = read_to_close(&mut s);
+    assert!(
+        got.starts_with(b"HTTP/1.1 400 "),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+    check("malformed HTTP request");
+
+    // Slowloris on the HTTP door: 408 at the deadline, as haproxy answers.
+    let mut s = relay.connect();
+    let head = b"GET /desk HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n".repeat(4);
+    trickle(s.try_clone().unwrap(), head, Duration::from_millis(200));
+    let (got, took) = read_to_close(&mut s);
+    assert!(
+        got.starts_with(b"HTTP/1.1 408 "),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+    assert!(took < deadline * 3, "{took:?}");
+    check("HTTP head at one byte per 200 ms");
+
+    // A TLS record that is no ClientHello: a TLS alert, then the close.
+    let mut s = relay.connect();
+    s.write_all(b"\x16\x03\x01\x00\x08\x01\x00\x00\x04garbage")
+        .unwrap();
+    let (got, _) = read_to_close(&mut s);
+    assert_eq!(got.first(), Some(&0x15), "an alert record: {got:?}");
+    check("garbage ClientHello");
+
+    // A WebSocket upgrade, then a frame no client may send (unmasked): close 1002. On the
+    // xpra door (no token) where the hello should be, and on a token's bridge.
+    for path in ["/", "/?token=desk"] {
+        let mut s = relay.connect();
+        let upgrade = format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n\r\n"
+        );
+        s.write_all(upgrade.as_bytes()).unwrap();
+        s.write_all(b"\x82\x03abc").unwrap();
+        let (got, _) = read_to_close(&mut s);
+        assert!(got.starts_with(b"HTTP/1.1 101 "), "{path}: {got:?}");
+        let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let close = &got[head_end..];
+        assert!(
+            close.len() >= 4 && close[0] == 0x88,
+            "{path}: a close frame: {close:?}"
+        );
+        assert_eq!(&close[2..4], &1002u16.to_be_bytes(), "{path}: {close:?}");
+        check("unmasked WebSocket frame");
+    }
+
+    // The data phase: a frame over the packet limit ends that session with a reason.
+    let mut s = established(&relay);
+    s.write_all(b"P\x01\x00\x00\x7f\xff\xff\xff").unwrap();
+    let (code, detail) = disconnect(&mut s);
+    assert_eq!(code, "protocol error");
+    assert!(detail.contains("too large"), "{detail}");
+    check("oversized frame after login");
+
+    // A client that vanishes mid-handshake (reset after its hello).
+    let mut s = relay.connect();
+    s.write_all(&frame(vec![Value::str("hello"), hello("zoe")]))
+        .unwrap();
+    common::reset(s);
+    check("reset after the hello");
+}
