@@ -26,6 +26,7 @@ declare -A py_modules=(
   [gi_cairo]=python3-gi-cairo  # without it the client maps windows but never paints them
   [selenium]=python3-selenium  # drives chromedriver (tests/common/browser/driver.py)
   [websockets]=python3-websockets # an independent WebSocket client (browser/ws_client.py)
+  [prometheus_client]=python3-prometheus-client # an independent parser of /metrics (tests/metrics.rs)
 )
 missing=()
 for cmd in "${!peers[@]}"; do

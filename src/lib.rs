@@ -9,7 +9,7 @@
 //!   by pooled-buffer copy or by splice through a pooled pipe, chosen per direction.
 //! - [`uring`]: the shard's own io_uring ring for what glommio lacks (splice, readiness);
 //!   the only user of the `io-uring` crate.
-//! - [`control`]: configuration, command line, per-shard counters.
+//! - [`control`]: configuration, command line, per-shard counters, the Prometheus endpoint.
 
 pub mod control;
 pub mod engine;

@@ -33,7 +33,8 @@ fn the_shipped_example_config_is_valid_with_its_files_in_place() {
     let text = std::fs::read_to_string("dist/deskrelay.toml")
         .unwrap()
         .replace("/etc/deskrelay", dir.to_str().unwrap())
-        .replace("0.0.0.0:443", "127.0.0.1:0");
+        .replace("0.0.0.0:443", "127.0.0.1:0")
+        .replace("127.0.0.1:9711", "127.0.0.1:0");
     let config = dir.join("deskrelay.toml");
     std::fs::write(&config, text).unwrap();
     let (code, out) = deskrelay(&["check-config", config.to_str().unwrap()]);

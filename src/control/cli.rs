@@ -275,6 +275,12 @@ pub struct ProxyArgs {
     /// Seconds a client has to authenticate.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub pre_auth_timeout: f64,
+
+    /// Serve Prometheus metrics (`GET /metrics`, text format 0.0.4) on this address, e.g.
+    /// 127.0.0.1:9711, from a thread of its own. No authentication: whoever reaches it reads
+    /// the counters, so keep it on loopback or a private network.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
 }
 
 impl ProxyArgs {
@@ -328,6 +334,7 @@ impl ProxyArgs {
         cfg.accept_proxy_from = self.accept_proxy_from.iter().copied().collect();
         cfg.send_proxy = self.send_proxy;
         cfg.max_sessions_per_client = self.max_sessions_per_client;
+        cfg.metrics = self.metrics;
         if let Some(user) = &self.user {
             cfg.run_as = Some(
                 RunAs::resolve(user, self.group.as_deref())

@@ -21,6 +21,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use anyhow::Context;
 
 use crate::control::config::ProxyConfig;
+use crate::control::metrics::{self, Metrics, MetricsServer, Timings};
 use crate::control::stats::{Stats, Totals};
 use crate::front::dispatch::Doors;
 use crate::front::tls;
@@ -59,6 +60,10 @@ pub fn run_proxy(config: ProxyConfig) -> anyhow::Result<()> {
         ),
     }
     let mut out = std::io::stdout().lock();
+    if let Some(addr) = relay.metrics_addr() {
+        tracing::info!("metrics on http://{addr}/metrics");
+        writeln!(out, "metrics on {addr}")?;
+    }
     for addr in &relay.addrs {
         writeln!(out, "listening on {addr}")?;
     }
@@ -88,6 +93,8 @@ pub struct Relay {
     stats: Arc<Stats>,
     shutdown: Arc<ShutdownPipe>,
     handles: PoolThreadHandles<()>,
+    /// The `--metrics` listener, stopped once the shards have.
+    metrics: Option<MetricsServer>,
 }
 
 impl Relay {
@@ -95,6 +102,13 @@ impl Relay {
     pub fn start(config: ProxyConfig) -> anyhow::Result<Self> {
         config.validate()?;
         let bound = listener::bind_all(&config.binds, config.shards)?;
+        let metrics_listener = config
+            .metrics
+            .map(|addr| {
+                std::net::TcpListener::bind(addr)
+                    .with_context(|| format!("cannot listen for --metrics on {addr}"))
+            })
+            .transpose()?;
         let shutdown = ShutdownPipe::new().context("cannot create the shutdown pipe")?;
         if let Some(run_as) = config.run_as {
             run_as
@@ -104,6 +118,7 @@ impl Relay {
         }
         let shards = config.shards;
         let stats = Arc::new(Stats::new(shards));
+        let timings = Arc::new(Timings::new(shards));
         let shared = Arc::new(Shared {
             front: match (&config.xpra, &config.web) {
                 (None, None) => FrontDoor::Forward(config.forward),
@@ -127,9 +142,13 @@ impl Relay {
         let next_id = Arc::new(AtomicUsize::new(0));
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
         let ready_tx = Arc::new(Mutex::new(ready_tx));
+        let shard_timings = Arc::clone(&timings);
 
         let handles = runtime::start_shards(shards, move || {
             let id = next_id.fetch_add(1, Ordering::Relaxed);
+            // This runs on the shard's own thread: its histograms become the ones that
+            // code on this thread records into.
+            metrics::timings::install(Arc::clone(shard_timings.shard(id)));
             let mine = std::mem::take(&mut listeners.lock().expect("listener hand-out")[id]);
             let ready = move |r| {
                 let _ = ready_tx.lock().expect("ready channel").send(r);
@@ -149,13 +168,34 @@ impl Relay {
                 Err(_) => anyhow::bail!("a shard stopped during start-up"),
             }
         }
+        let metrics = match metrics_listener {
+            None => None,
+            Some(listener) => {
+                let page = Metrics::new(Arc::clone(&stats), shards, timings);
+                let render = Arc::new(move || page.render());
+                match MetricsServer::start(listener, render) {
+                    Ok(server) => Some(server),
+                    Err(e) => {
+                        shutdown.trigger();
+                        handles.join_all();
+                        anyhow::bail!("cannot start the metrics listener: {e}");
+                    }
+                }
+            }
+        };
         Ok(Self {
             addrs: bound.addrs,
             config,
             stats,
             shutdown,
             handles,
+            metrics,
         })
+    }
+
+    /// Where `--metrics` listens, port 0 resolved.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(MetricsServer::addr)
     }
 
     /// Counters summed over shards, now.
@@ -170,7 +210,11 @@ impl Relay {
 
     /// Waits until every shard has drained and stopped.
     pub fn wait(self) -> anyhow::Result<()> {
-        for result in self.handles.join_all() {
+        let joined = self.handles.join_all();
+        if let Some(server) = self.metrics {
+            server.stop();
+        }
+        for result in joined {
             result.map_err(|e| anyhow::anyhow!("a shard failed: {e}"))?;
         }
         let t = self.stats.total();

@@ -119,11 +119,14 @@ pub async fn accept(listener: &TcpListener) -> io::Result<Conn> {
     Conn::new(stream)
 }
 
-/// Connects to `addr` within `timeout`.
+/// Connects to `addr` within `timeout`. Every backend TCP connect (L4, xpra, WebSocket
+/// token, fallback) comes through here, so this is where its latency is recorded.
 pub async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<Conn> {
+    let began = std::time::Instant::now();
     let stream = TcpStream::connect_timeout(addr, timeout)
         .await
         .map_err(io::Error::from)?;
+    crate::control::metrics::backend_connected(began.elapsed());
     Conn::new(stream)
 }
 

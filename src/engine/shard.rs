@@ -18,6 +18,7 @@ use super::limits::Limits;
 use super::runtime::{self, listener_from_fd, Conn};
 use super::shutdown::ShutdownPipe;
 use crate::control::config::ProxyConfig;
+use crate::control::metrics;
 use crate::control::stats::{ShardStats, Stats};
 use crate::front::dispatch::{self, Served};
 use crate::front::proxy_protocol;
@@ -169,6 +170,7 @@ async fn serve(shard: Rc<Shard>, client: Conn) {
     };
     ShardStats::add(&stats.active, 1);
     shard.active.set(shard.active.get() + 1);
+    let admitted = Instant::now();
     let peer = client_addr.map_or_else(|| "?".into(), |a| a.to_string());
     let span = tracing::info_span!("session", shard = shard.id, client = %peer);
     async {
@@ -228,6 +230,7 @@ async fn serve(shard: Rc<Shard>, client: Conn) {
         .active
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     ShardStats::add(&stats.closed, 1);
+    metrics::session_ended(admitted.elapsed());
 }
 
 /// Reads a PROXY v1/v2 header from a trusted balancer within `deadline`: the client's

@@ -96,3 +96,20 @@ fn syntax_errors_and_combinations_are_reported_too() {
     let (_d3, path) = file("shards = 2\n");
     assert!(check(&path).is_empty());
 }
+
+#[test]
+fn the_metrics_address_is_a_key_like_any_flag() {
+    let (_d, path) = file("shards = 1\nmetrics = \"127.0.0.1:9711\"\n");
+    assert!(check(&path).is_empty(), "{:#?}", check(&path));
+    let p = path.to_str().unwrap();
+    let cfg = Cli::try_parse_from_args(["deskrelay", "proxy", "--config", p])
+        .unwrap()
+        .into_config()
+        .unwrap();
+    assert_eq!(cfg.metrics, Some("127.0.0.1:9711".parse().unwrap()));
+
+    let (_d2, path) = file("shards = 1\nmetrics = \"localhost\"\n");
+    let errors = check(&path);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].line, 2, "{errors:#?}");
+}

@@ -56,6 +56,7 @@ pub async fn serve(
     shard: usize,
     pool: &BufferPool,
 ) -> XpraEnd {
+    let hello_at = Instant::now();
     let mut admitted = match admit(door, &client, pool).await {
         Ok(a) => a,
         Err(refusal) => return refuse(&client, refusal).await,
@@ -64,6 +65,7 @@ pub async fn serve(
         Ok(j) => j,
         Err(refusal) => return refuse(&client, refusal).await,
     };
+    crate::control::metrics::xpra_joined(hello_at.elapsed());
     let started = Instant::now();
     let backend = &joined.backend;
     let to_server = Cell::new(0u64);
