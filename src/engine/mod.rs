@@ -107,7 +107,8 @@ fn reload_limits(limits: &limits::Limits, source: &crate::control::config::Confi
             }
         }
         Err(e) => {
-            let why: Vec<String> = format!("{e:#}")
+            let why: Vec<String> = e
+                .to_string()
                 .lines()
                 .map(|l| l.trim().trim_start_matches("error: ").to_string())
                 .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
