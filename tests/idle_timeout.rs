@@ -266,3 +266,30 @@ fn a_quiet_websocket_session_gets_close_1001_and_a_busy_one_stays() {
     assert!(summary(relay).contains("idle_timeouts=1"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_client_that_stops_reading_is_idle_once_its_buffers_are_full() {
+    // The backend writes for ever; the client reads nothing: once the socket buffers are
+    // full, nothing moves, and the blocked write must not keep the session open.
+    let firehose = Backend::start(|mut s| {
+        let chunk = vec![7u8; 65536];
+        while s.write_all(&chunk).is_ok() {}
+    });
+    let relay = RelayProcess::start(&[
+        "--forward",
+        &firehose.addr.to_string(),
+        "--idle-timeout",
+        "1",
+    ]);
+    let mut stalled = relay.connect();
+    stalled.write_all(b"go").unwrap();
+    assert!(relay.wait_for_log(
+        "idle timeout: closed a TCP session",
+        Duration::from_secs(10)
+    ));
+    // What was buffered, then the end: no hang.
+    let started = Instant::now();
+    let (all, _) = read_until_closed(&mut stalled);
+    assert!(!all.is_empty());
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

@@ -11,8 +11,9 @@ use futures_lite::future::{or, poll_fn, zip};
 
 use super::buffer_pool::BufferPool;
 use super::direction::Side;
-use super::idle::{Activity, Meter};
+use super::idle::{Activity, Meter, GOODBYE};
 use super::stream::ByteStream;
+use crate::engine::runtime::within;
 
 /// How a bridged session ended: bytes each way, and the first error if any.
 #[derive(Debug)]
@@ -54,7 +55,7 @@ pub async fn bridge(
             // A client write cut short may have left half a message (a WebSocket frame, a
             // TLS record): then no goodbye can follow it.
             if !down.mid_write() {
-                let _ = client.close_going_away("idle timeout").await;
+                let _ = within(GOODBYE, client.close_going_away("idle timeout")).await;
             }
             client.shutdown_both();
             backend.shutdown_both();

@@ -26,6 +26,9 @@ use crate::engine::runtime::sleep;
 
 /// Samples of the activity counter per timeout.
 const SAMPLES: u32 = 4;
+/// Longest wait for a goodbye (a `disconnect`, a close frame) to be written to a peer that
+/// may have stopped reading: the session ends regardless.
+pub const GOODBYE: Duration = Duration::from_secs(1);
 
 /// The shared, reloadable timeout, and the rate of its log line.
 #[derive(Debug, Default)]

@@ -17,9 +17,9 @@ use super::handshake::reason;
 use super::handshake::{admit, refusal_frame};
 use super::info::{augment_info_response, ProxyInfo};
 use super::{disconnect_frame, Refusal, XpraDoor};
-use crate::engine::runtime::{sleep, Conn};
+use crate::engine::runtime::{sleep, within, Conn};
 use crate::front::dispatch::Ctx;
-use crate::relay::idle::{Activity, Meter};
+use crate::relay::idle::{Activity, Meter, GOODBYE};
 use crate::relay::stream::ByteStream;
 use crate::xpra::header::Compression;
 use crate::xpra::packet::{encode_frame, FrameDecoder, Limits};
@@ -165,12 +165,17 @@ pub async fn serve(door: &XpraDoor, client: impl ByteStream, ctx: &Ctx<'_>) -> X
         let frame = disconnect_frame(reason::IDLE_TIMEOUT, &detail, admitted.encoding);
         // Both peers hear why, each only if its stream is between frames and no write to
         // it was cut short (a half-written frame cannot be followed by another).
+        // Bounded: a peer that stopped reading must not keep the session alive.
         if up_gate.at_boundary() && !to_server.mid_write() {
-            let _ = backend.write_all(&frame).await;
+            let _ = within(GOODBYE, backend.write_all(&frame)).await;
         }
         if down_gate.at_boundary() && !to_client.mid_write() {
-            let _ = client.write_all(&frame).await;
-            let _ = client.close_going_away("idle timeout").await;
+            let _ = within(GOODBYE, async {
+                if client.write_all(&frame).await.is_ok() {
+                    let _ = client.close_going_away("idle timeout").await;
+                }
+            })
+            .await;
         }
         client.shutdown_both();
         backend.shutdown_both();
