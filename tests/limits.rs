@@ -64,3 +64,61 @@ fn one_client_address_cannot_take_every_place() {
     let mut other: TcpStream = sock.into();
     assert!(echo_once(&mut other, b"o"));
 }
+
+#[test]
+fn sighup_reloads_the_limits_from_the_config_file_and_keeps_the_sessions() {
+    let echo = Backend::echo();
+    let path = std::env::temp_dir().join(format!("deskrelay-limits-{}.toml", std::process::id()));
+    let write =
+        |text: &str| std::fs::write(&path, format!("forward = \"{}\"\n{text}", echo.addr)).unwrap();
+    write("max-sessions = 1\n");
+    let relay = RelayProcess::start(&["--config", path.to_str().unwrap()]);
+    let mut a = relay.connect();
+    assert!(echo_once(&mut a, b"a1"));
+    assert!(!echo_once(&mut relay.connect(), b"refused"));
+
+    // More places, and an idle timeout for sessions from now on.
+    write("max-sessions = 3\nidle-timeout = 1\n");
+    relay.signal(libc::SIGHUP);
+    assert!(
+        relay.wait_for_log(
+            "max-sessions: 1 -> 3, idle-timeout: off -> 1s",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        relay.stderr()
+    );
+    let mut b = relay.connect();
+    assert!(echo_once(&mut b, b"b1"));
+    std::thread::sleep(Duration::from_millis(1800));
+    // The session opened before the reload keeps its (absent) timeout; the new one is gone.
+    assert!(echo_once(&mut a, b"a2"), "the reload dropped a session");
+    assert!(
+        !echo_once(&mut b, b"b2"),
+        "the new idle timeout did not apply"
+    );
+
+    // A broken file changes nothing: still three places.
+    write("max-sessions = \"lots\"\n");
+    relay.signal(libc::SIGHUP);
+    assert!(
+        relay.wait_for_log(
+            "not reloaded, keeping the current limits: invalid value 'lots' for '--max-sessions",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        relay.stderr()
+    );
+    std::fs::write(&path, "max-sessions = [\n").unwrap();
+    relay.signal(libc::SIGHUP);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while relay.stderr().matches("not reloaded").count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "{}", relay.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (mut c, mut d) = (relay.connect(), relay.connect());
+    assert!(echo_once(&mut c, b"c") && echo_once(&mut d, b"d"));
+    assert!(!echo_once(&mut relay.connect(), b"fourth"));
+    assert!(echo_once(&mut a, b"a3"));
+    let _ = std::fs::remove_file(&path);
+}

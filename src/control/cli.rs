@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use super::config::{ProxyConfig, DEFAULT_BIND, DEFAULT_FORWARD};
+use super::config::{ConfigSource, ProxyConfig, DEFAULT_BIND, DEFAULT_FORWARD};
+use crate::engine::auth_throttle::ThrottleSettings;
+use crate::engine::limits::LimitSettings;
 use crate::engine::privileges::RunAs;
 use crate::front::http::{TokenFile, TokenLookup, UpgradePolicy, WebRoot};
 use crate::front::proxy_protocol::Cidr;
@@ -66,7 +68,8 @@ impl Cli {
         let Some(path) = &proxy.config else {
             return Ok(cli);
         };
-        let file = super::config_file::ConfigFile::load(path).map_err(|errors| {
+        let path = path.clone();
+        let file = super::config_file::ConfigFile::load(&path).map_err(|errors| {
             anyhow::anyhow!(errors
                 .iter()
                 .map(|e| e.to_string())
@@ -81,7 +84,21 @@ impl Cli {
         let mut merged: Vec<OsString> = args[..=at].to_vec();
         merged.extend(file.to_args(&args[at + 1..]));
         merged.extend_from_slice(&args[at + 1..]);
-        Ok(Cli::try_parse_from(merged)?)
+        let mut cli = Cli::try_parse_from(merged)?;
+        if let Command::Proxy(proxy) = &mut cli.command {
+            // For SIGHUP: the file is read again, under the same command line.
+            proxy.reload_from = Some(ConfigSource { path, args });
+        }
+        Ok(cli)
+    }
+
+    /// The limits (`--max-sessions`, `--idle-timeout`, `--auth-*`) `args` configure, the
+    /// `--config` file read again: what SIGHUP applies. Any error in the file refuses all.
+    pub fn limits_from_args(args: &[OsString]) -> anyhow::Result<LimitSettings> {
+        match Self::try_parse_from_args(args.iter().cloned())?.command {
+            Command::Proxy(proxy) => proxy.limit_settings(),
+            Command::CheckConfig { .. } => anyhow::bail!("not a proxy command"),
+        }
     }
 
     /// The relay configuration `proxy` would run with.
@@ -281,6 +298,32 @@ pub struct ProxyArgs {
     /// the counters, so keep it on loopback or a private network.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
+
+    /// Close a session that moves no bytes either way for this many seconds (xpra clients
+    /// hear `idle timeout`, WebSocket clients a close 1001); none when 0.
+    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+    pub idle_timeout: f64,
+
+    /// Failed logins (xpra passwords, WebSocket tokens) from one address, or for one user,
+    /// after which further attempts are refused for a while; none when 0.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub auth_fail_limit: u32,
+
+    /// Seconds without a failure (and after any block) that forget an address or user.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub auth_fail_window: f64,
+
+    /// Seconds of the first block; each further block doubles it.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub auth_backoff: f64,
+
+    /// Seconds of the longest block.
+    #[arg(long, value_name = "SECS", default_value_t = 600.0)]
+    pub auth_backoff_max: f64,
+
+    /// Set by `--config` parsing: the file and command line SIGHUP reads again.
+    #[arg(skip)]
+    pub reload_from: Option<ConfigSource>,
 }
 
 impl ProxyArgs {
@@ -352,8 +395,32 @@ impl ProxyArgs {
             cfg.tls = Some(CertStore::load(cert, key).map_err(|e| anyhow::anyhow!("TLS: {e}"))?);
         }
         cfg.sniff_timeout = seconds("--sniff-timeout", self.sniff_timeout)?;
+        let limits = self.limit_settings()?;
+        cfg.idle_timeout = limits.idle_timeout;
+        cfg.auth_throttle = limits.auth;
+        cfg.reload_from = self.reload_from.clone();
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// The limits SIGHUP may change, checked.
+    pub fn limit_settings(&self) -> anyhow::Result<LimitSettings> {
+        let auth = ThrottleSettings {
+            max_failures: self.auth_fail_limit,
+            window: seconds("--auth-fail-window", self.auth_fail_window)?,
+            backoff: seconds("--auth-backoff", self.auth_backoff)?,
+            max_backoff: seconds("--auth-backoff-max", self.auth_backoff_max)?,
+        };
+        if auth.backoff > auth.max_backoff {
+            anyhow::bail!("--auth-backoff must not exceed --auth-backoff-max");
+        }
+        let idle = seconds("--idle-timeout", self.idle_timeout)?;
+        Ok(LimitSettings {
+            max_sessions: self.max_sessions,
+            max_sessions_per_client: self.max_sessions_per_client,
+            idle_timeout: (!idle.is_zero()).then_some(idle),
+            auth,
+        })
     }
 }
 

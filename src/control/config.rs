@@ -1,10 +1,14 @@
 //! The relay's validated configuration, independent of how it was given (flags today, a
 //! file later).
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::engine::auth_throttle::ThrottleSettings;
+use crate::engine::limits::LimitSettings;
 use crate::engine::privileges::RunAs;
 use crate::front::proxy_protocol::TrustedSources;
 use crate::front::tls::CertStore;
@@ -65,6 +69,20 @@ pub struct ProxyConfig {
     pub send_proxy: bool,
     /// Where Prometheus scrapes `/metrics` (`--metrics`); no such listener when None.
     pub metrics: Option<SocketAddr>,
+    /// Close sessions that move no bytes either way for this long (`--idle-timeout`).
+    pub idle_timeout: Option<Duration>,
+    /// Failed-login throttling (`--auth-fail-limit` and friends).
+    pub auth_throttle: ThrottleSettings,
+    /// Where the limits come from again on SIGHUP: set when started with `--config`.
+    pub reload_from: Option<ConfigSource>,
+}
+
+/// A `--config` file and the command line it was given with (whose flags still win when
+/// the file is read again).
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    pub path: PathBuf,
+    pub args: Vec<OsString>,
 }
 
 /// A configuration that cannot run, with the reason.
@@ -111,6 +129,19 @@ impl ProxyConfig {
             accept_proxy_from: TrustedSources::default(),
             send_proxy: false,
             metrics: None,
+            idle_timeout: None,
+            auth_throttle: ThrottleSettings::default(),
+            reload_from: None,
+        }
+    }
+
+    /// The limits a SIGHUP may change, as configured now.
+    pub fn limit_settings(&self) -> LimitSettings {
+        LimitSettings {
+            max_sessions: self.max_sessions,
+            max_sessions_per_client: self.max_sessions_per_client,
+            idle_timeout: self.idle_timeout,
+            auth: self.auth_throttle,
         }
     }
 

@@ -25,6 +25,10 @@ pub struct ShardStats {
     pub sniff_timeouts: AtomicU64,
     /// Connections turned away by --max-sessions or --max-sessions-per-client.
     pub limit_refusals: AtomicU64,
+    /// Logins refused because their address or user is blocked after failed logins.
+    pub auth_throttled: AtomicU64,
+    /// Sessions closed by --idle-timeout.
+    pub idle_timeouts: AtomicU64,
 }
 
 impl ShardStats {
@@ -46,6 +50,9 @@ pub struct Totals {
     pub session_errors: u64,
     pub splice_switches: u64,
     pub pipe_shortages: u64,
+    pub limit_refusals: u64,
+    pub auth_throttled: u64,
+    pub idle_timeouts: u64,
 }
 
 /// The counters of every shard, indexed by shard id.
@@ -78,6 +85,9 @@ impl Stats {
             t.session_errors += s.session_errors.load(Relaxed);
             t.splice_switches += s.splice_switches.load(Relaxed);
             t.pipe_shortages += s.pipe_shortages.load(Relaxed);
+            t.limit_refusals += s.limit_refusals.load(Relaxed);
+            t.auth_throttled += s.auth_throttled.load(Relaxed);
+            t.idle_timeouts += s.idle_timeouts.load(Relaxed);
         }
         t
     }
@@ -93,7 +103,10 @@ mod tests {
         ShardStats::add(&stats.shard(0).accepted, 2);
         ShardStats::add(&stats.shard(2).accepted, 5);
         ShardStats::add(&stats.shard(1).bytes_client_to_backend, 7);
+        ShardStats::add(&stats.shard(1).auth_throttled, 1);
+        ShardStats::add(&stats.shard(2).idle_timeouts, 3);
         let t = stats.total();
+        assert_eq!((t.auth_throttled, t.idle_timeouts), (1, 3));
         assert_eq!(t.accepted, 7);
         assert_eq!(t.bytes_client_to_backend, 7);
     }

@@ -6,8 +6,10 @@
 //! returns after SIGINT or SIGTERM once every shard has drained.
 
 mod accept;
+pub mod auth_throttle;
 pub mod limits;
 pub mod listener;
+pub mod log_rate;
 pub mod privileges;
 pub mod runtime;
 mod shard;
@@ -35,10 +37,20 @@ use shutdown::ShutdownPipe;
 pub fn run_proxy(config: ProxyConfig) -> anyhow::Result<()> {
     let relay = Relay::start(config)?;
     let certs = relay.config.tls.clone();
+    let limits = Arc::clone(&relay.limits);
+    let source = relay.config.reload_from.clone();
     shutdown::watch_signals(
         Arc::clone(&relay.shutdown),
         relay.config.drain_timeout.as_secs_f64(),
-        move || reload(certs.as_deref()),
+        move || {
+            if certs.is_none() && source.is_none() {
+                tracing::info!("SIGHUP: nothing to reload");
+            }
+            reload(certs.as_deref());
+            if let Some(source) = &source {
+                reload_limits(&limits, source);
+            }
+        },
     )
     .context("cannot install signal handlers")?;
     match (&relay.config.xpra, &relay.config.web) {
@@ -76,10 +88,40 @@ pub fn run_proxy(config: ProxyConfig) -> anyhow::Result<()> {
 /// multifile needs no signal: it is re-read when it changes.)
 fn reload(certs: Option<&tls::CertStore>) {
     match certs.map(tls::CertStore::reload) {
-        None => tracing::info!("SIGHUP: nothing to reload"),
+        None => {}
         Some(Ok(())) => tracing::info!("SIGHUP: TLS certificate reloaded"),
         Some(Err(e)) => {
             tracing::warn!("SIGHUP: TLS certificate not reloaded, keeping the current one: {e}")
+        }
+    }
+}
+
+/// SIGHUP with `--config`: reads the file again (under the same command line, whose flags
+/// still win) and applies the limits that can change under open sessions: session limits,
+/// failed-login throttling, the idle timeout. Other keys wait for a restart. A file that
+/// does not parse, or a value out of range anywhere in it, changes nothing.
+fn reload_limits(limits: &limits::Limits, source: &crate::control::config::ConfigSource) {
+    let file = source.path.display();
+    match crate::control::cli::Cli::limits_from_args(&source.args) {
+        Ok(new) => {
+            let changes = limits.reload(new);
+            if changes.is_empty() {
+                tracing::info!("SIGHUP: {file}: limits unchanged");
+            } else {
+                tracing::info!("SIGHUP: {file}: {}", changes.join(", "));
+            }
+        }
+        Err(e) => {
+            let why: Vec<String> = e
+                .to_string()
+                .lines()
+                .map(|l| l.trim().trim_start_matches("error: ").to_string())
+                .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+                .collect();
+            tracing::warn!(
+                "SIGHUP: {file} not reloaded, keeping the current limits: {}",
+                why.join("; ")
+            );
         }
     }
 }
@@ -90,6 +132,8 @@ pub struct Relay {
     /// The bound addresses, port 0 resolved.
     pub addrs: Vec<SocketAddr>,
     pub config: ProxyConfig,
+    /// The limits every shard applies; SIGHUP reloads them.
+    pub limits: Arc<limits::Limits>,
     stats: Arc<Stats>,
     shutdown: Arc<ShutdownPipe>,
     handles: PoolThreadHandles<()>,
@@ -119,6 +163,7 @@ impl Relay {
         let shards = config.shards;
         let stats = Arc::new(Stats::new(shards));
         let timings = Arc::new(Timings::new(shards));
+        let limits = limits::Limits::with(config.limit_settings());
         let shared = Arc::new(Shared {
             front: match (&config.xpra, &config.web) {
                 (None, None) => FrontDoor::Forward(config.forward),
@@ -133,7 +178,7 @@ impl Relay {
                     sniff_timeout: config.sniff_timeout,
                 })),
             },
-            limits: limits::Limits::new(config.max_sessions, config.max_sessions_per_client),
+            limits: Arc::clone(&limits),
             config: config.clone(),
             stats: Arc::clone(&stats),
             shutdown: Arc::clone(&shutdown),
@@ -186,6 +231,7 @@ impl Relay {
         Ok(Self {
             addrs: bound.addrs,
             config,
+            limits,
             stats,
             shutdown,
             handles,
@@ -223,6 +269,9 @@ impl Relay {
             to_backend = t.bytes_client_to_backend,
             to_client = t.bytes_backend_to_client,
             backend_failures = t.backend_connect_failures,
+            limit_refusals = t.limit_refusals,
+            auth_throttled = t.auth_throttled,
+            idle_timeouts = t.idle_timeouts,
             "stopped"
         );
         Ok(())

@@ -44,7 +44,8 @@ pub struct Shared {
     pub stats: Arc<Stats>,
     pub shutdown: Arc<ShutdownPipe>,
     pub front: FrontDoor,
-    /// `--max-sessions`, `--max-sessions-per-client`.
+    /// `--max-sessions`, `--max-sessions-per-client`, the failed-login throttle and the
+    /// idle timeout (reloaded on SIGHUP).
     pub limits: Arc<Limits>,
 }
 
@@ -92,6 +93,7 @@ pub async fn run(
             mode: cfg.data_path,
             tuning: cfg.auto,
             via: cfg.splice_via,
+            idle: Arc::clone(&shared.limits.idle),
         },
         shared: Arc::clone(&shared),
         active: Cell::new(0),
@@ -202,6 +204,7 @@ async fn serve(shard: Rc<Shard>, client: Conn) {
                     connect_timeout: cfg.connect_timeout,
                     client_addr,
                     send_proxy: cfg.send_proxy,
+                    throttle: &shard.shared.limits.auth,
                 };
                 match dispatch::serve(doors, client, early, ctx).await {
                     Served::Xpra(end) => log_xpra_end(end, stats),
@@ -278,6 +281,9 @@ fn log_end(end: SessionEnd, started: Instant, stats: &ShardStats) {
             ShardStats::add(&stats.session_errors, 1);
             tracing::debug!(%culprit, secs, "session ended by {culprit} error: {error}")
         }
+        SessionEnd::Idle { after } => {
+            tracing::debug!(secs, "session closed: nothing moved for {after:?}")
+        }
     }
 }
 
@@ -287,6 +293,8 @@ fn log_xpra_end(end: xpra::XpraEnd, stats: &ShardStats) {
             ShardStats::add(&stats.session_errors, 1);
             tracing::info!("refused: {reason}")
         }
+        // Counted, and logged at a bounded rate, by the throttle.
+        xpra::XpraEnd::Throttled { reason } => tracing::debug!("refused: {reason}"),
         xpra::XpraEnd::Closed {
             user,
             target,

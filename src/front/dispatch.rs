@@ -16,6 +16,7 @@ use super::tls::TlsStream;
 use super::web::{self, WebDoor, WebEnd};
 use super::xpra::{self, XpraDoor, XpraEnd};
 use crate::control::stats::ShardStats;
+use crate::engine::auth_throttle::AuthThrottle;
 use crate::engine::runtime::{connect, within, Conn};
 use crate::relay::bridge::{bridge, BridgeEnd};
 use crate::relay::direction::DataPath;
@@ -64,6 +65,8 @@ pub struct Ctx<'a> {
     pub client_addr: Option<SocketAddr>,
     /// `--send-proxy`: backends get a PROXY v2 header with `client_addr` first.
     pub send_proxy: bool,
+    /// Failed-login throttling, shared by every shard.
+    pub throttle: &'a AuthThrottle,
 }
 
 impl Ctx<'_> {
@@ -92,7 +95,7 @@ pub async fn serve(doors: &Doors, client: Conn, early: Vec<u8>, ctx: Ctx<'_>) ->
     match (kind, &doors.xpra, &doors.tls) {
         (Kind::Xpra, Some(door), _) => {
             let stream = Prefixed::new(first, client);
-            Served::Xpra(xpra::serve(door, stream, ctx.shard, &ctx.dp.buffers).await)
+            Served::Xpra(xpra::serve(door, stream, &ctx).await)
         }
         (Kind::Tls, _, Some(config)) => serve_tls(doors, client, &first, config, ctx).await,
         (Kind::Http, _, _) if doors.web.is_some() => {
@@ -155,13 +158,18 @@ async fn serve_tls(
     };
     let stream = Prefixed::new(inner, tls);
     match (kind, &doors.xpra, doors.fallback) {
-        (Kind::Xpra, Some(door), _) => {
-            Served::Xpra(xpra::serve(door, stream, ctx.shard, &ctx.dp.buffers).await)
-        }
+        (Kind::Xpra, Some(door), _) => Served::Xpra(xpra::serve(door, stream, &ctx).await),
         (Kind::Http, _, _) if doors.web.is_some() => serve_web(doors, stream, &ctx).await,
         // TLS terminated here, the plaintext relayed to the fallback server.
         (_, _, Some(addr)) => match connect(addr, ctx.connect_timeout).await {
-            Ok(backend) => Served::Bridged(bridge(&stream, &backend, &ctx.dp.buffers).await),
+            Ok(backend) => {
+                let idle = ctx.dp.idle.get();
+                let end = bridge(&stream, &backend, &ctx.dp.buffers, idle).await;
+                if let Some(after) = end.idle {
+                    ctx.dp.idle.closed(ctx.stats, "TLS", after);
+                }
+                Served::Bridged(end)
+            }
             Err(e) => {
                 ShardStats::add(&ctx.stats.backend_connect_failures, 1);
                 stream.shutdown_both();
@@ -183,6 +191,5 @@ async fn serve_tls(
 async fn serve_web(doors: &Doors, stream: impl ByteStream, ctx: &Ctx<'_>) -> Served {
     let web = doors.web.as_deref().expect("a web door");
     let xpra = doors.xpra.as_ref();
-    let pool = &ctx.dp.buffers;
-    Served::Web(web::serve(web, xpra, stream, ctx.shard, pool, ctx.connect_timeout).await)
+    Served::Web(web::serve(web, xpra, stream, ctx).await)
 }

@@ -1,6 +1,11 @@
 //! The HTTP door: static files from `--web-root` (keep-alive), and WebSocket upgrades: to
 //! the xpra door (the HTML5 client), or by `?token=` to a raw target (X2Go kdrive, VNC-style)
 //! bridged byte for byte.
+//!
+//! Unknown tokens count as failed logins of the client's address in the shared throttle
+//! (`engine/auth_throttle.rs`); a blocked address gets `429 Too Many Requests` with
+//! `Retry-After` for any `?token=` upgrade, before its token is looked up. A bridged
+//! session quiet for the idle timeout ends with a close frame 1001 (going away).
 
 use std::io::{self, Read};
 use std::sync::Arc;
@@ -9,9 +14,11 @@ use std::time::{Duration, Instant};
 
 use futures_lite::future::{or, poll_fn};
 
+use super::dispatch::Ctx;
 use super::http::{self, Action, BodySource, HttpError, Route, Target, UpgradePolicy, WebRoot};
 use super::ws::{CloseCode, WsStream};
 use super::xpra::{self, XpraDoor, XpraEnd};
+use crate::control::stats::ShardStats;
 use crate::engine::runtime::{connect, sleep, within};
 use crate::relay::bridge::{bridge, BridgeEnd};
 use crate::relay::buffer_pool::BufferPool;
@@ -50,10 +57,9 @@ pub async fn serve(
     web: &WebDoor,
     xpra_door: Option<&Arc<XpraDoor>>,
     stream: impl ByteStream,
-    shard: usize,
-    pool: &BufferPool,
-    connect_timeout: Duration,
+    ctx: &Ctx<'_>,
 ) -> WebEnd {
+    let pool = &ctx.dp.buffers;
     let tls = stream.is_tls();
     let mut buf: Vec<u8> = Vec::new();
     let mut requests = 0;
@@ -74,7 +80,30 @@ pub async fn serve(
         requests += 1;
         let rest = buf.split_off(head_len);
         buf = rest;
-        match http::handle(&req, web.root.as_ref(), &web.policy, tls) {
+        let ip = ctx.client_addr.map(|a| a.ip());
+        let token_upgrade = req.wants_websocket() && req.query("token").is_some();
+        let action = match token_upgrade {
+            true => match ctx.throttle.check(ip, None) {
+                Ok(()) => http::handle(&req, web.root.as_ref(), &web.policy, tls),
+                Err(blocked) => {
+                    ShardStats::add(&ctx.stats.auth_throttled, 1);
+                    Action::Refuse(HttpError::TooManyRequests {
+                        retry_after: blocked.retry_secs(),
+                    })
+                }
+            },
+            false => http::handle(&req, web.root.as_ref(), &web.policy, tls),
+        };
+        match &action {
+            Action::Refuse(HttpError::Forbidden(_)) if token_upgrade => {
+                ctx.throttle.failed(ip, None)
+            }
+            Action::Upgrade(a) if matches!(a.route, Route::Token(_)) => {
+                ctx.throttle.succeeded(ip, None)
+            }
+            _ => {}
+        }
+        match action {
             Action::Refuse(e) => {
                 let _ = stream.write_all(&e.response(tls)).await;
                 let _ = stream.close_write().await;
@@ -117,16 +146,7 @@ pub async fn serve(
                 }
                 // Bytes after the head are the first frames.
                 let ws = WsStream::new(Prefixed::new(buf, stream), web.max_frame);
-                return upgraded(
-                    web,
-                    xpra_door,
-                    ws,
-                    accepted.route,
-                    shard,
-                    pool,
-                    connect_timeout,
-                )
-                .await;
+                return upgraded(web, xpra_door, ws, accepted.route, ctx).await;
             }
         }
     }
@@ -137,13 +157,12 @@ async fn upgraded<S: ByteStream>(
     xpra_door: Option<&Arc<XpraDoor>>,
     ws: WsStream<S>,
     route: Route,
-    shard: usize,
-    pool: &BufferPool,
-    connect_timeout: Duration,
+    ctx: &Ctx<'_>,
 ) -> WebEnd {
+    let pool = &ctx.dp.buffers;
     match route {
         Route::Xpra => match xpra_door {
-            Some(door) => WebEnd::Xpra(xpra::serve(door, ws, shard, pool).await),
+            Some(door) => WebEnd::Xpra(xpra::serve(door, ws, ctx).await),
             None => {
                 ws.close_with(CloseCode::Policy, "no xpra sessions here")
                     .await;
@@ -162,7 +181,7 @@ async fn upgraded<S: ByteStream>(
                 }
             };
             let backend = match addr {
-                Some(a) => connect(a, connect_timeout).await.ok(),
+                Some(a) => connect(a, ctx.connect_timeout).await.ok(),
                 None => None,
             };
             let Some(backend) = backend else {
@@ -173,10 +192,11 @@ async fn upgraded<S: ByteStream>(
                     why: format!("token target {target} unreachable"),
                 };
             };
+            let idle = ctx.dp.idle.get();
             let end = match web.heartbeat {
-                None => bridge(&ws, &backend, pool).await,
+                None => bridge(&ws, &backend, pool, idle).await,
                 Some(every) => {
-                    or(bridge(&ws, &backend, pool), async {
+                    or(bridge(&ws, &backend, pool, idle), async {
                         loop {
                             sleep(every).await;
                             if ws.heartbeat().await.is_err() {
@@ -187,6 +207,9 @@ async fn upgraded<S: ByteStream>(
                     .await
                 }
             };
+            if let Some(after) = end.idle {
+                ctx.dp.idle.closed(ctx.stats, "WebSocket", after);
+            }
             WebEnd::Bridged {
                 target: target.to_string(),
                 end,

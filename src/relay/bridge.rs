@@ -1,16 +1,19 @@
 //! Relays a [`ByteStream`] client (TLS, WebSocket, sniffed) to its backend socket: both
 //! directions by pooled-buffer copy, half-close passed on, an error on one side closing
-//! both.
+//! both, and a session quiet for the idle timeout closed with the client's own goodbye
+//! ([`ByteStream::close_going_away`]: a WebSocket close 1001) when its stream allows one.
 
-use std::cell::Cell;
 use std::io;
 use std::task::Poll;
+use std::time::Duration;
 
-use futures_lite::future::{poll_fn, zip};
+use futures_lite::future::{or, poll_fn, zip};
 
 use super::buffer_pool::BufferPool;
 use super::direction::Side;
+use super::idle::{Activity, Meter, GOODBYE};
 use super::stream::ByteStream;
+use crate::engine::runtime::within;
 
 /// How a bridged session ended: bytes each way, and the first error if any.
 #[derive(Debug)]
@@ -18,25 +21,52 @@ pub struct BridgeEnd {
     pub to_backend: u64,
     pub to_client: u64,
     pub error: Option<io::Error>,
+    /// Closed after this long with nothing moving (the idle timeout).
+    pub idle: Option<Duration>,
 }
 
-/// Runs both directions between `client` and `backend` until both are done.
+/// Runs both directions between `client` and `backend` until both are done, or until
+/// nothing has moved for `idle_timeout`.
 pub async fn bridge(
     client: &impl ByteStream,
     backend: &impl ByteStream,
     pool: &BufferPool,
+    idle_timeout: Option<Duration>,
 ) -> BridgeEnd {
-    let up = Cell::new(0u64);
-    let down = Cell::new(0u64);
-    let (a, b) = zip(
-        direction(client, backend, pool, &up),
-        direction(backend, client, pool, &down),
-    )
-    .await;
+    let activity = Activity::default();
+    let up = Meter::new(&activity);
+    let down = Meter::new(&activity);
+    let both = async {
+        Some(
+            zip(
+                direction(client, backend, pool, &up),
+                direction(backend, client, pool, &down),
+            )
+            .await,
+        )
+    };
+    let quiet = async {
+        activity.quiet_for(idle_timeout).await;
+        None
+    };
+    let (error, idle) = match or(both, quiet).await {
+        Some((a, b)) => (a.err().or(b.err()), None),
+        None => {
+            // A client write cut short may have left half a message (a WebSocket frame, a
+            // TLS record): then no goodbye can follow it.
+            if !down.mid_write() {
+                let _ = within(GOODBYE, client.close_going_away("idle timeout")).await;
+            }
+            client.shutdown_both();
+            backend.shutdown_both();
+            (None, idle_timeout)
+        }
+    };
     BridgeEnd {
-        to_backend: up.get(),
-        to_client: down.get(),
-        error: a.err().or(b.err()),
+        to_backend: up.bytes(),
+        to_client: down.bytes(),
+        error,
+        idle,
     }
 }
 
@@ -45,9 +75,9 @@ async fn direction(
     src: &impl ByteStream,
     dst: &impl ByteStream,
     pool: &BufferPool,
-    moved: &Cell<u64>,
+    meter: &Meter<'_>,
 ) -> io::Result<()> {
-    let result = copy_until_eof(src, dst, pool, moved).await;
+    let result = copy_until_eof(src, dst, pool, meter).await;
     match &result {
         Ok(()) => {
             let _ = dst.close_write().await;
@@ -68,7 +98,7 @@ async fn copy_until_eof(
     src: &impl ByteStream,
     dst: &impl ByteStream,
     pool: &BufferPool,
-    moved: &Cell<u64>,
+    meter: &Meter<'_>,
 ) -> Result<(), (Side, io::Error)> {
     loop {
         // The buffer is held only while it has bytes, as on the plain copy path.
@@ -91,9 +121,9 @@ async fn copy_until_eof(
             pool.give_back(buf);
             return Ok(());
         }
-        let written = dst.write_all(&buf[..n]).await;
+        meter.read();
+        let written = meter.write(dst, &buf[..n]).await;
         pool.give_back(buf);
         written.map_err(|e| (Side::Destination, e))?;
-        moved.set(moved.get() + n as u64);
     }
 }

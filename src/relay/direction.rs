@@ -4,9 +4,11 @@
 use std::io;
 use std::rc::Rc;
 use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 use super::buffer_pool::BufferPool;
 use super::copy::copy_once;
+use super::idle::{Activity, IdleTimeout};
 use super::pipe_pool::{PipeLease, PipePool};
 use super::policy::{AutoTuning, DataPathMode, Decision, Path, Policy};
 use super::splice::{splice_once, SpliceStep, SpliceVia};
@@ -36,16 +38,19 @@ pub struct DataPath {
     pub mode: DataPathMode,
     pub tuning: AutoTuning,
     pub via: SpliceVia,
+    /// `--idle-timeout`, shared by every shard (reloadable).
+    pub idle: Arc<IdleTimeout>,
 }
 
 /// Relays `src` to `dst` until `src` reaches EOF, then half-closes `dst`. Returns the bytes
-/// moved; every chunk is also added to `counter` as it goes.
+/// moved; every chunk is also added to `counter` and touches `activity` as it goes.
 pub async fn pump(
     src: &Conn,
     dst: &Conn,
     dp: &DataPath,
     stats: &ShardStats,
     counter: &AtomicU64,
+    activity: &Activity,
 ) -> Result<u64, DirectionError> {
     let mut policy = Policy::new(dp.mode, dp.tuning);
     let mut pipe = match policy.initial() {
@@ -88,6 +93,7 @@ pub async fn pump(
         }
         total += moved as u64;
         ShardStats::add(counter, moved as u64);
+        activity.touch();
     }
     dst.shutdown_write().map_err(|error| DirectionError {
         side: Side::Destination,

@@ -12,11 +12,15 @@
 //! Clients that are not a plain socket (TLS, WebSocket, a sniffed connection) are a
 //! [`stream::ByteStream`]; [`bridge`] relays one to its backend by pooled-buffer copy (the
 //! bytes pass through user space anyway: decryption, unmasking).
+//!
+//! Every path touches its session's [`idle::Activity`] as bytes move, which is what
+//! `--idle-timeout` watches.
 
 pub mod bridge;
 pub mod buffer_pool;
 pub mod copy;
 pub mod direction;
+pub mod idle;
 pub mod pipe_pool;
 pub mod policy;
 pub mod session;

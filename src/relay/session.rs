@@ -4,9 +4,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use futures_lite::future::zip;
+use futures_lite::future::{or, zip};
 
 use super::direction::{pump, DataPath, DirectionError, Side};
+use super::idle::Activity;
 use crate::control::stats::ShardStats;
 use crate::engine::runtime::{connect, sleep, Conn};
 
@@ -38,6 +39,8 @@ pub enum SessionEnd {
     },
     /// A socket failed mid-session; both sides were closed.
     Failed { culprit: Culprit, error: io::Error },
+    /// Nothing moved either way for `--idle-timeout`; both sides were closed.
+    Idle { after: Duration },
 }
 
 /// Connects to `backend` and relays until both directions are done.
@@ -102,23 +105,56 @@ async fn connect_patiently(backend: SocketAddr, timeout: Duration) -> io::Result
 }
 
 /// Runs both directions of an established session. When one fails, both sockets are shut
-/// down so the other direction ends at once; a reset is passed on as a reset.
+/// down so the other direction ends at once; a reset is passed on as a reset. A session
+/// quiet for the idle timeout is closed both ways (counted, logged at a bounded rate).
 pub async fn relay(client: &Conn, backend: &Conn, dp: &DataPath, stats: &ShardStats) -> SessionEnd {
+    let activity = Activity::default();
+    let timeout = dp.idle.get();
     let upstream = async {
-        let r = pump(client, backend, dp, stats, &stats.bytes_client_to_backend).await;
+        let r = pump(
+            client,
+            backend,
+            dp,
+            stats,
+            &stats.bytes_client_to_backend,
+            &activity,
+        )
+        .await;
         if let Err(e) = &r {
             tear_down(e, client, backend);
         }
         r
     };
     let downstream = async {
-        let r = pump(backend, client, dp, stats, &stats.bytes_backend_to_client).await;
+        let r = pump(
+            backend,
+            client,
+            dp,
+            stats,
+            &stats.bytes_backend_to_client,
+            &activity,
+        )
+        .await;
         if let Err(e) = &r {
             tear_down(e, backend, client);
         }
         r
     };
-    match zip(upstream, downstream).await {
+    let idle = async {
+        activity.quiet_for(timeout).await;
+        None
+    };
+    let both = async { Some(zip(upstream, downstream).await) };
+    let Some(ends) = or(both, idle).await else {
+        // Both directions were waiting (a read, or a write the peer does not take): the
+        // dropped operations are cancelled, a pipe still holding bytes is closed.
+        let after = timeout.unwrap_or_default();
+        dp.idle.closed(stats, "TCP", after);
+        client.shutdown_both();
+        backend.shutdown_both();
+        return SessionEnd::Idle { after };
+    };
+    match ends {
         (Ok(to_backend), Ok(to_client)) => SessionEnd::Closed {
             to_backend,
             to_client,

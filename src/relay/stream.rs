@@ -23,6 +23,12 @@ pub trait ByteStream {
     fn close_write(&self) -> impl Future<Output = io::Result<()>> {
         std::future::ready(self.shutdown_write())
     }
+    /// Ends our sending side because the relay gives up on the session (the idle timeout):
+    /// a WebSocket close 1001 (going away) with `reason`; elsewhere [`Self::close_write`].
+    fn close_going_away(&self, reason: &str) -> impl Future<Output = io::Result<()>> {
+        let _ = reason;
+        self.close_write()
+    }
     /// Stops reading: a pending read wakes with EOF; writing still works.
     fn shutdown_read(&self);
     /// Ends both sides now.
@@ -112,6 +118,10 @@ impl<S: ByteStream> ByteStream for Prefixed<S> {
 
     fn close_write(&self) -> impl Future<Output = io::Result<()>> {
         self.inner.close_write()
+    }
+
+    fn close_going_away(&self, reason: &str) -> impl Future<Output = io::Result<()>> {
+        self.inner.close_going_away(reason)
     }
 
     fn shutdown_read(&self) {

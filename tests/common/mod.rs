@@ -326,3 +326,16 @@ pub fn transfers(relay: SocketAddr, sessions: u64, len: u64) -> Vec<String> {
         .filter_map(|h| h.join().unwrap().err())
         .collect()
 }
+
+/// Connects to `addr` from the loopback address `source` (127.0.0.0/8 is all loopback, so
+/// tests can be several clients at once).
+pub fn connect_from(addr: SocketAddr, source: &str) -> TcpStream {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let from: SocketAddr = format!("{source}:0").parse().unwrap();
+    sock.bind(&from.into()).unwrap();
+    sock.connect(&addr.into()).unwrap();
+    let s: TcpStream = sock.into();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    s
+}

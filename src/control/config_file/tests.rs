@@ -113,3 +113,51 @@ fn the_metrics_address_is_a_key_like_any_flag() {
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert_eq!(errors[0].line, 2, "{errors:#?}");
 }
+
+#[test]
+fn limit_keys_reach_the_config_and_bad_ones_are_reported() {
+    let (_d, path) = file(
+        "auth = \"allow\"\nsession = \"tcp://127.0.0.1:1/\"\npre-auth-timeout = 2.5\n\
+         idle-timeout = 90\nauth-fail-limit = 3\nauth-fail-window = 30\nauth-backoff = 5\n\
+         auth-backoff-max = 40\nmax-sessions = 9\n",
+    );
+    assert!(check(&path).is_empty(), "{:#?}", check(&path));
+    let p = path.to_str().unwrap();
+    let cfg = Cli::try_parse_from_args(["deskrelay", "proxy", "--config", p])
+        .unwrap()
+        .into_config()
+        .unwrap();
+    let secs = std::time::Duration::from_secs;
+    assert_eq!(
+        cfg.xpra.as_ref().unwrap().pre_auth_timeout,
+        std::time::Duration::from_millis(2500)
+    );
+    assert_eq!(cfg.idle_timeout, Some(secs(90)));
+    assert_eq!(cfg.max_sessions, Some(9));
+    let auth = cfg.auth_throttle;
+    assert_eq!(
+        (
+            auth.max_failures,
+            auth.window,
+            auth.backoff,
+            auth.max_backoff
+        ),
+        (3, secs(30), secs(5), secs(40))
+    );
+    // SIGHUP reads the file again, under the same command line.
+    let source = cfg.reload_from.clone().expect("a config source");
+    assert_eq!(source.path, path);
+    let limits = Cli::limits_from_args(&source.args).unwrap();
+    assert_eq!(limits, cfg.limit_settings());
+
+    let (_d2, path) = file("auth-backoff = 50\nauth-backoff-max = 10\n");
+    let errors = check(&path);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].message.contains("--auth-backoff must not exceed"));
+    let (_d3, path) = file("shards = 1\nidle-timeout = -1\n");
+    let errors = check(&path);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].message.contains("--idle-timeout"), "{errors:#?}");
+    let (_d4, path) = file("auth-fail-limit = \"many\"\n");
+    assert_eq!(check(&path)[0].line, 1);
+}

@@ -89,6 +89,18 @@ pub const SHARD_COUNTERS: &[ShardRow] = &[
         labels: &[],
         get: |s| &s.limit_refusals,
     },
+    ShardRow {
+        name: "deskrelay_auth_throttled_total",
+        help: "Logins and token requests refused because their address or user failed too often.",
+        labels: &[],
+        get: |s| &s.auth_throttled,
+    },
+    ShardRow {
+        name: "deskrelay_idle_timeouts_total",
+        help: "Sessions closed by --idle-timeout.",
+        labels: &[],
+        get: |s| &s.idle_timeouts,
+    },
 ];
 
 /// Per-shard gauges of [`ShardStats`], shown like the counters.

@@ -4,7 +4,7 @@
 //! send before closing. Messages are fixed strings: nothing the client sent (a path, a token,
 //! a header value) is ever copied into them, so they are safe to log and to put in a body.
 
-use super::response::{error_response, Status};
+use super::response::{error_body, error_head, Status};
 
 /// Who caused a failure: decides the log level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +46,9 @@ pub enum HttpError {
     /// Our own failure while answering.
     #[error("internal error: {0}")]
     Internal(&'static str),
+    /// The client's address is blocked after failed token logins (`Retry-After` seconds).
+    #[error("too many failed logins; retry in {retry_after} s")]
+    TooManyRequests { retry_after: u64 },
 }
 
 impl HttpError {
@@ -60,6 +63,7 @@ impl HttpError {
             HttpError::Forbidden(_) => Status::Forbidden,
             HttpError::WebSocketVersion => Status::UpgradeRequired,
             HttpError::Internal(_) => Status::InternalServerError,
+            HttpError::TooManyRequests { .. } => Status::TooManyRequests,
         }
     }
 
@@ -83,6 +87,13 @@ impl HttpError {
     /// The whole response (head and tiny body), with `Connection: close`: after a refusal
     /// the caller closes, so no body the client may have sent has to be skipped.
     pub fn response(&self, tls: bool) -> Vec<u8> {
-        error_response(self.status(), tls, false, self.extra_headers())
+        let mut head = error_head(self.status(), tls, false, self.extra_headers());
+        if let HttpError::TooManyRequests { retry_after } = self {
+            // RFC 6585 §4, RFC 9110 §10.2.3.
+            head = head.header("Retry-After", retry_after.to_string());
+        }
+        let mut out = head.encode();
+        out.extend_from_slice(error_body(self.status()).as_bytes());
+        out
     }
 }

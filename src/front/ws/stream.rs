@@ -212,6 +212,21 @@ impl<S: ByteStream> ByteStream for WsStream<S> {
         self.inner.close_write().await
     }
 
+    async fn close_going_away(&self, reason: &str) -> io::Result<()> {
+        // A write cut short (its future dropped) may have left half a frame: no close frame
+        // can follow it, only the transport's end.
+        if self.writing.get() || self.close_sent.get() {
+            return self.inner.shutdown_write();
+        }
+        if !has_close(&self.control.borrow()) {
+            self.control
+                .borrow_mut()
+                .extend(close(CloseCode::Away, reason));
+        }
+        self.flush_control().await?;
+        self.inner.close_write().await
+    }
+
     fn shutdown_read(&self) {
         self.inner.shutdown_read()
     }

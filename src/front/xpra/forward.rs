@@ -6,7 +6,6 @@
 //! per-direction memory is `carry`: the few bytes of a frame header or type prefix split
 //! across reads, or a watched packet (info, disconnect) being gathered.
 
-use std::cell::Cell;
 use std::io;
 use std::task::Poll;
 
@@ -15,6 +14,7 @@ use futures_lite::future::poll_fn;
 use super::gate::{Gate, Step};
 use crate::relay::buffer_pool::BufferPool;
 use crate::relay::direction::Side;
+use crate::relay::idle::Meter;
 use crate::relay::stream::ByteStream;
 use crate::xpra::ProtocolError;
 
@@ -53,7 +53,7 @@ pub enum ForwardError {
 
 /// Relays frames from `src` to `dst` through `gate` until EOF or a verdict ends it,
 /// starting with `carry` (bytes already read from `src`). `on_watched` gets each watched
-/// frame whole; `bytes` counts what was written to `dst`.
+/// frame whole; `meter` counts what was written to `dst` (and the session's activity).
 pub async fn forward(
     src: &impl ByteStream,
     dst: &impl ByteStream,
@@ -61,7 +61,7 @@ pub async fn forward(
     pool: &BufferPool,
     mut carry: Vec<u8>,
     mut on_watched: impl FnMut(&str, &[u8]) -> Verdict,
-    bytes: &Cell<u64>,
+    meter: &Meter<'_>,
 ) -> Result<ForwardEnd, ForwardError> {
     let mut steps = Vec::new();
     loop {
@@ -70,6 +70,7 @@ pub async fn forward(
             recycle(pool, buf);
             return Ok(ForwardEnd::Eof);
         }
+        meter.read();
         // The carry was copied in front of the new bytes; it is consumed from here on.
         let filled = carry.len() + n;
         carry.clear();
@@ -85,15 +86,15 @@ pub async fn forward(
         let mut end = false;
         for step in &steps {
             let result = match step {
-                Step::Pass(range) => write(dst, &input[range.clone()], bytes).await,
+                Step::Pass(range) => write(dst, &input[range.clone()], meter).await,
                 Step::Watched { kind, frame } => {
                     let raw = &input[frame.clone()];
                     match on_watched(kind, raw) {
-                        Verdict::Forward => write(dst, raw, bytes).await,
-                        Verdict::Replace(frame) => write(dst, &frame, bytes).await,
+                        Verdict::Forward => write(dst, raw, meter).await,
+                        Verdict::Replace(frame) => write(dst, &frame, meter).await,
                         Verdict::ForwardAndEnd => {
                             end = true;
-                            write(dst, raw, bytes).await
+                            write(dst, raw, meter).await
                         }
                         Verdict::Drop => Ok(()),
                     }
@@ -119,19 +120,14 @@ pub async fn forward(
     }
 }
 
-async fn write(
-    dst: &impl ByteStream,
-    bytes: &[u8],
-    counter: &Cell<u64>,
-) -> Result<(), ForwardError> {
-    dst.write_all(bytes)
+async fn write(dst: &impl ByteStream, bytes: &[u8], meter: &Meter<'_>) -> Result<(), ForwardError> {
+    meter
+        .write(dst, bytes)
         .await
         .map_err(|error| ForwardError::Io {
             side: Side::Destination,
             error,
-        })?;
-    counter.set(counter.get() + bytes.len() as u64);
-    Ok(())
+        })
 }
 
 /// Reads once into a pooled buffer, after a copy of `carry`. A carry larger than half a

@@ -1,11 +1,16 @@
 //! The client leg of the handshake: the client's hello, the challenge, the check of its
-//! answer, and the choice of its session.
+//! answer, and the choice of its session. With a password file, failed logins feed the
+//! shared throttle (`engine/auth_throttle.rs`): a blocked address or user is refused
+//! before the challenge, and again before its answer is checked (attempts sent in
+//! parallel do not all get through).
 
 use std::time::Instant;
 
 use super::reader::{PacketReader, ReadError};
 use super::{disconnect_frame, Refusal, XpraDoor};
-use crate::relay::buffer_pool::BufferPool;
+use crate::control::stats::ShardStats;
+use crate::engine::auth_throttle::Blocked;
+use crate::front::dispatch::Ctx;
 use crate::relay::stream::ByteStream;
 use std::sync::Arc;
 
@@ -22,7 +27,12 @@ pub mod reason {
     pub const AUTHENTICATION_ERROR: &str = "authentication error";
     pub const SESSION_NOT_FOUND: &str = "session not found error";
     pub const SERVER_ERROR: &str = "server error";
+    pub const IDLE_TIMEOUT: &str = "idle timeout";
 }
+
+/// What a throttled client is told: no more than it knows (not whether its address or the
+/// user is blocked).
+pub const THROTTLED: &str = "too many failed logins";
 
 /// A client that passed authentication, and where it goes.
 pub struct Admitted {
@@ -46,8 +56,9 @@ pub struct Admitted {
 pub async fn admit(
     door: &XpraDoor,
     client: &impl ByteStream,
-    pool: &BufferPool,
+    ctx: &Ctx<'_>,
 ) -> Result<Admitted, Refusal> {
+    let pool = &ctx.dp.buffers;
     let deadline = Instant::now() + door.pre_auth_timeout;
     let mut reader = PacketReader::new(door.pre_auth_limits());
     let first = reader
@@ -85,6 +96,14 @@ pub async fn admit(
             None,
         ),
         super::AuthMode::MultiFile(file) => {
+            let ip = ctx.client_addr.map(|a| a.ip());
+            let user = username.as_deref();
+            let throttled = |b: Blocked| {
+                ShardStats::add(&ctx.stats.auth_throttled, 1);
+                let detail = format!("{THROTTLED}; retry in {} s", b.retry_secs());
+                Refusal::throttled(&detail, encoding)
+            };
+            ctx.throttle.check(ip, user).map_err(throttled)?;
             let transport = if client.is_tls() {
                 Transport::Tls
             } else if client.is_local() {
@@ -121,7 +140,8 @@ pub async fn admit(
                     encoding,
                 )
             })?;
-            let entry = username.as_deref().and_then(|u| file.lookup(u));
+            ctx.throttle.check(ip, user).map_err(throttled)?;
+            let entry = user.and_then(|u| file.lookup(u));
             // An unknown user is checked against an empty password: it fails exactly like
             // a wrong one, so the answer does not tell which users exist.
             let password = entry.as_ref().map_or(&b""[..], |e| e.password.expose());
@@ -130,6 +150,7 @@ pub async fn admit(
                 (Ok(()), Some(entry)) => entry,
                 _ => {
                     door.count_auth_failure();
+                    ctx.throttle.failed(ip, user);
                     return Err(Refusal::new(
                         reason::AUTHENTICATION_ERROR,
                         "authentication failed",
@@ -137,6 +158,7 @@ pub async fn admit(
                     ));
                 }
             };
+            ctx.throttle.succeeded(ip, user);
             (
                 entry.displays.clone(),
                 entry.uid,

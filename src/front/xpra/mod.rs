@@ -119,6 +119,8 @@ pub struct Refusal {
     pub code: Option<&'static str>,
     pub detail: String,
     pub encoding: Encoding,
+    /// Refused by the failed-login throttle (which counts and logs it).
+    pub throttled: bool,
 }
 
 impl Refusal {
@@ -127,6 +129,15 @@ impl Refusal {
             code: Some(code),
             detail: detail.to_string(),
             encoding,
+            throttled: false,
+        }
+    }
+
+    /// An authentication error from the failed-login throttle.
+    fn throttled(detail: &str, encoding: Encoding) -> Self {
+        Self {
+            throttled: true,
+            ..Self::new(handshake::reason::AUTHENTICATION_ERROR, detail, encoding)
         }
     }
 
@@ -136,6 +147,7 @@ impl Refusal {
             code: None,
             detail: "connection closed".into(),
             encoding: Encoding::Rencode,
+            throttled: false,
         }
     }
 }

@@ -1,5 +1,7 @@
 //! One xpra session from accept to close: handshake, join, then the data phase with a
-//! frame gate on each direction.
+//! frame gate on each direction, until a side closes, a `disconnect` goes through, or
+//! nothing moves for the idle timeout (then the client hears `idle timeout` when its
+//! stream is between frames).
 
 use std::cell::Cell;
 use std::task::{Poll, Waker};
@@ -15,8 +17,9 @@ use super::handshake::reason;
 use super::handshake::{admit, refusal_frame};
 use super::info::{augment_info_response, ProxyInfo};
 use super::{disconnect_frame, Refusal, XpraDoor};
-use crate::engine::runtime::{sleep, Conn};
-use crate::relay::buffer_pool::BufferPool;
+use crate::engine::runtime::{sleep, within, Conn};
+use crate::front::dispatch::Ctx;
+use crate::relay::idle::{Activity, Meter, GOODBYE};
 use crate::relay::stream::ByteStream;
 use crate::xpra::header::Compression;
 use crate::xpra::packet::{encode_frame, FrameDecoder, Limits};
@@ -38,6 +41,9 @@ const DISCONNECT_GRACE: Duration = Duration::from_secs(1);
 pub enum XpraEnd {
     /// Turned away before relaying, with the reason the client was sent.
     Refused { reason: String },
+    /// Turned away because its address or user is blocked after failed logins (counted
+    /// and logged at a bounded rate by the throttle, so not logged per connection).
+    Throttled { reason: String },
     /// Relayed, then closed.
     Closed {
         user: Option<String>,
@@ -50,14 +56,10 @@ pub enum XpraEnd {
 }
 
 /// Serves one accepted connection on the xpra door.
-pub async fn serve(
-    door: &XpraDoor,
-    client: impl ByteStream,
-    shard: usize,
-    pool: &BufferPool,
-) -> XpraEnd {
+pub async fn serve(door: &XpraDoor, client: impl ByteStream, ctx: &Ctx<'_>) -> XpraEnd {
+    let (shard, pool) = (ctx.shard, &ctx.dp.buffers);
     let hello_at = Instant::now();
-    let mut admitted = match admit(door, &client, pool).await {
+    let mut admitted = match admit(door, &client, ctx).await {
         Ok(a) => a,
         Err(refusal) => return refuse(&client, refusal).await,
     };
@@ -68,8 +70,11 @@ pub async fn serve(
     crate::control::metrics::xpra_joined(hello_at.elapsed());
     let started = Instant::now();
     let backend = &joined.backend;
-    let to_server = Cell::new(0u64);
-    let to_client = Cell::new(0u64);
+    let activity = Activity::default();
+    let to_server = Meter::new(&activity);
+    let to_client = Meter::new(&activity);
+    let idle_timeout = ctx.dp.idle.get();
+    let idle = Cell::new(false);
     let why = Cell::new(None::<String>);
     let note = |w: String| {
         let prev = why.take();
@@ -122,8 +127,8 @@ pub async fn serve(
                         shard,
                         client_rtt_ms: admitted.client_rtt_ms,
                         server_connect_ms: joined.connect_ms,
-                        bytes_to_server: to_server.get(),
-                        bytes_to_client: to_client.get(),
+                        bytes_to_server: to_server.bytes(),
+                        bytes_to_client: to_client.bytes(),
                     };
                     match rewrite_info(frame, &info, door.max_packet) {
                         Some(new) => Verdict::Replace(new),
@@ -148,7 +153,35 @@ pub async fn serve(
         backend.shutdown_both();
         (None, None)
     };
-    let (up, down) = or(zip(upstream, downstream), grace).await;
+    let quiet = async {
+        activity.quiet_for(idle_timeout).await;
+        idle.set(true);
+        (None, None)
+    };
+    let (up, down) = or(or(zip(upstream, downstream), grace), quiet).await;
+    if idle.get() {
+        let after = idle_timeout.unwrap_or_default();
+        ctx.dp.idle.closed(ctx.stats, "xpra", after);
+        note(format!("idle timeout ({} s)", after.as_secs_f64()));
+        let detail = format!("no traffic for {} s", after.as_secs_f64());
+        let frame = disconnect_frame(reason::IDLE_TIMEOUT, &detail, admitted.encoding);
+        // Both peers hear why, each only if its stream is between frames and no write to
+        // it was cut short (a half-written frame cannot be followed by another).
+        // Bounded: a peer that stopped reading must not keep the session alive.
+        if up_gate.at_boundary() && !to_server.mid_write() {
+            let _ = within(GOODBYE, backend.write_all(&frame)).await;
+        }
+        if down_gate.at_boundary() && !to_client.mid_write() {
+            let _ = within(GOODBYE, async {
+                if client.write_all(&frame).await.is_ok() {
+                    let _ = client.close_going_away("idle timeout").await;
+                }
+            })
+            .await;
+        }
+        client.shutdown_both();
+        backend.shutdown_both();
+    }
     // A protocol violation on either side: the client hears why, if its stream is between
     // frames (it always is when the server's stream broke: that is found at a header).
     if let Some(detail) = up.or(down) {
@@ -161,8 +194,8 @@ pub async fn serve(
     XpraEnd::Closed {
         user: admitted.username.clone(),
         target: admitted.target.to_string(),
-        to_server: to_server.get(),
-        to_client: to_client.get(),
+        to_server: to_server.bytes(),
+        to_client: to_client.bytes(),
         secs: started.elapsed().as_secs_f64(),
         why: why.take().unwrap_or_else(|| "closed".into()),
     }
@@ -256,6 +289,11 @@ async fn refuse(client: &impl ByteStream, refusal: Refusal) -> XpraEnd {
     // protocol error's code when the client's framing was at fault), over TLS close_notify.
     let _ = client.close_write().await;
     client.shutdown_both();
+    if refusal.throttled {
+        return XpraEnd::Throttled {
+            reason: refusal.detail,
+        };
+    }
     XpraEnd::Refused {
         reason: refusal.detail,
     }
