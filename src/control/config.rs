@@ -63,6 +63,8 @@ pub struct ProxyConfig {
     pub accept_proxy_from: TrustedSources,
     /// Send backends a PROXY v2 header with the client's address (`--send-proxy`).
     pub send_proxy: bool,
+    /// The control socket (`--control`): none unless asked for.
+    pub control: Option<std::path::PathBuf>,
 }
 
 /// A configuration that cannot run, with the reason.
@@ -108,6 +110,7 @@ impl ProxyConfig {
             max_sessions_per_client: None,
             accept_proxy_from: TrustedSources::default(),
             send_proxy: false,
+            control: None,
         }
     }
 

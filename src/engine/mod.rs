@@ -21,6 +21,9 @@ use std::sync::{mpsc, Arc, Mutex};
 use anyhow::Context;
 
 use crate::control::config::ProxyConfig;
+use crate::control::registry::{Registry, SessionView};
+use crate::control::report::Sources;
+use crate::control::socket::{ControlServer, ControlSocket};
 use crate::control::stats::{Stats, Totals};
 use crate::front::dispatch::Doors;
 use crate::front::tls;
@@ -86,8 +89,11 @@ pub struct Relay {
     pub addrs: Vec<SocketAddr>,
     pub config: ProxyConfig,
     stats: Arc<Stats>,
+    registry: Arc<Registry>,
     shutdown: Arc<ShutdownPipe>,
     handles: PoolThreadHandles<()>,
+    /// `--control`: served until the relay has drained.
+    control: Option<ControlServer>,
 }
 
 impl Relay {
@@ -96,6 +102,12 @@ impl Relay {
         config.validate()?;
         let bound = listener::bind_all(&config.binds, config.shards)?;
         let shutdown = ShutdownPipe::new().context("cannot create the shutdown pipe")?;
+        // Like the listeners: created with the privileges the relay started with.
+        let control = match &config.control {
+            Some(path) => Some(ControlSocket::bind(path)?),
+            None => None,
+        };
+        let started = std::time::Instant::now();
         if let Some(run_as) = config.run_as {
             run_as
                 .apply()
@@ -104,6 +116,7 @@ impl Relay {
         }
         let shards = config.shards;
         let stats = Arc::new(Stats::new(shards));
+        let registry = Arc::new(Registry::new(shards));
         let shared = Arc::new(Shared {
             front: match (&config.xpra, &config.web) {
                 (None, None) => FrontDoor::Forward(config.forward),
@@ -121,6 +134,7 @@ impl Relay {
             limits: limits::Limits::new(config.max_sessions, config.max_sessions_per_client),
             config: config.clone(),
             stats: Arc::clone(&stats),
+            registry: Arc::clone(&registry),
             shutdown: Arc::clone(&shutdown),
         });
         let listeners = Arc::new(Mutex::new(bound.per_shard));
@@ -149,18 +163,44 @@ impl Relay {
                 Err(_) => anyhow::bail!("a shard stopped during start-up"),
             }
         }
+        let control = match control {
+            None => None,
+            Some(socket) => {
+                let sources = Sources {
+                    stats: Arc::clone(&stats),
+                    registry: Arc::clone(&registry),
+                    started,
+                    data_path: config.data_path.to_string(),
+                    splice_via: format!("{:?}", config.splice_via).to_lowercase(),
+                    xpra: config.xpra.clone(),
+                };
+                let pipe = Arc::clone(&shutdown);
+                let server = socket
+                    .serve(sources, move || pipe.trigger())
+                    .context("cannot serve the control socket")?;
+                tracing::info!(path = %server.path().display(), "control socket ready");
+                Some(server)
+            }
+        };
         Ok(Self {
             addrs: bound.addrs,
             config,
             stats,
+            registry,
             shutdown,
             handles,
+            control,
         })
     }
 
     /// Counters summed over shards, now.
     pub fn totals(&self) -> Totals {
         self.stats.total()
+    }
+
+    /// Every live session, as `deskrelay list` shows them.
+    pub fn sessions(&self) -> Vec<SessionView> {
+        self.registry.sessions()
     }
 
     /// Asks every shard to stop accepting and drain (what SIGTERM does).
@@ -170,7 +210,10 @@ impl Relay {
 
     /// Waits until every shard has drained and stopped.
     pub fn wait(self) -> anyhow::Result<()> {
-        for result in self.handles.join_all() {
+        let results = self.handles.join_all();
+        // Closed (and its file removed) once nothing is left to report.
+        drop(self.control);
+        for result in results {
             result.map_err(|e| anyhow::anyhow!("a shard failed: {e}"))?;
         }
         let t = self.stats.total();

@@ -9,9 +9,13 @@ use std::time::{Duration, Instant};
 
 use futures_lite::future::{or, poll_fn};
 
-use super::http::{self, Action, BodySource, HttpError, Route, Target, UpgradePolicy, WebRoot};
+use super::http::{
+    self, Action, BodySource, HttpError, Route, Target, UpgradePolicy, WebRoot, UNKNOWN_TOKEN,
+};
 use super::ws::{CloseCode, WsStream};
 use super::xpra::{self, XpraDoor, XpraEnd};
+use crate::control::registry::{Door, Live};
+use crate::control::stats::ShardStats;
 use crate::engine::runtime::{connect, sleep, within};
 use crate::relay::bridge::{bridge, BridgeEnd};
 use crate::relay::buffer_pool::BufferPool;
@@ -50,7 +54,7 @@ pub async fn serve(
     web: &WebDoor,
     xpra_door: Option<&Arc<XpraDoor>>,
     stream: impl ByteStream,
-    shard: usize,
+    live: Live<'_>,
     pool: &BufferPool,
     connect_timeout: Duration,
 ) -> WebEnd {
@@ -74,7 +78,9 @@ pub async fn serve(
         requests += 1;
         let rest = buf.split_off(head_len);
         buf = rest;
-        match http::handle(&req, web.root.as_ref(), &web.policy, tls) {
+        let action = http::handle(&req, web.root.as_ref(), &web.policy, tls);
+        count_token(&action, live);
+        match action {
             Action::Refuse(e) => {
                 let _ = stream.write_all(&e.response(tls)).await;
                 let _ = stream.close_write().await;
@@ -117,12 +123,13 @@ pub async fn serve(
                 }
                 // Bytes after the head are the first frames.
                 let ws = WsStream::new(Prefixed::new(buf, stream), web.max_frame);
+                live.set_websocket();
                 return upgraded(
                     web,
                     xpra_door,
                     ws,
                     accepted.route,
-                    shard,
+                    live,
                     pool,
                     connect_timeout,
                 )
@@ -137,13 +144,16 @@ async fn upgraded<S: ByteStream>(
     xpra_door: Option<&Arc<XpraDoor>>,
     ws: WsStream<S>,
     route: Route,
-    shard: usize,
+    live: Live<'_>,
     pool: &BufferPool,
     connect_timeout: Duration,
 ) -> WebEnd {
     match route {
         Route::Xpra => match xpra_door {
-            Some(door) => WebEnd::Xpra(xpra::serve(door, ws, shard, pool).await),
+            Some(door) => {
+                live.set_door(Door::Xpra);
+                WebEnd::Xpra(xpra::serve(door, ws, live, pool).await)
+            }
             None => {
                 ws.close_with(CloseCode::Policy, "no xpra sessions here")
                     .await;
@@ -153,6 +163,8 @@ async fn upgraded<S: ByteStream>(
             }
         },
         Route::Token(target) => {
+            live.set_door(Door::Token);
+            live.set_target(&target);
             let addr = match &target {
                 Target::Addr(a) => Some(*a),
                 Target::Host { host, port } => {
@@ -173,10 +185,11 @@ async fn upgraded<S: ByteStream>(
                     why: format!("token target {target} unreachable"),
                 };
             };
+            live.established();
             let end = match web.heartbeat {
-                None => bridge(&ws, &backend, pool).await,
+                None => bridge(&ws, &backend, pool, live).await,
                 Some(every) => {
-                    or(bridge(&ws, &backend, pool), async {
+                    or(bridge(&ws, &backend, pool, live), async {
                         loop {
                             sleep(every).await;
                             if ws.heartbeat().await.is_err() {
@@ -192,6 +205,19 @@ async fn upgraded<S: ByteStream>(
                 end,
             }
         }
+    }
+}
+
+/// Counts a `?token=` upgrade: accepted, or refused for its token.
+fn count_token(action: &Action, live: Live<'_>) {
+    match action {
+        Action::Upgrade(accepted) if matches!(accepted.route, Route::Token(_)) => {
+            ShardStats::add(&live.stats.ws_token_successes, 1)
+        }
+        Action::Refuse(HttpError::Forbidden(UNKNOWN_TOKEN)) => {
+            ShardStats::add(&live.stats.ws_token_failures, 1)
+        }
+        _ => {}
     }
 }
 

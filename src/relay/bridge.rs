@@ -2,7 +2,6 @@
 //! directions by pooled-buffer copy, half-close passed on, an error on one side closing
 //! both.
 
-use std::cell::Cell;
 use std::io;
 use std::task::Poll;
 
@@ -11,6 +10,7 @@ use futures_lite::future::{poll_fn, zip};
 use super::buffer_pool::BufferPool;
 use super::direction::Side;
 use super::stream::ByteStream;
+use crate::control::registry::{ByteTally, Live};
 
 /// How a bridged session ended: bytes each way, and the first error if any.
 #[derive(Debug)]
@@ -20,22 +20,22 @@ pub struct BridgeEnd {
     pub error: Option<io::Error>,
 }
 
-/// Runs both directions between `client` and `backend` until both are done.
+/// Runs both directions between `client` and `backend` until both are done; bytes are
+/// counted for the session and its shard as they go.
 pub async fn bridge(
     client: &impl ByteStream,
     backend: &impl ByteStream,
     pool: &BufferPool,
+    live: Live<'_>,
 ) -> BridgeEnd {
-    let up = Cell::new(0u64);
-    let down = Cell::new(0u64);
     let (a, b) = zip(
-        direction(client, backend, pool, &up),
-        direction(backend, client, pool, &down),
+        direction(client, backend, pool, live.to_backend()),
+        direction(backend, client, pool, live.to_client()),
     )
     .await;
     BridgeEnd {
-        to_backend: up.get(),
-        to_client: down.get(),
+        to_backend: live.to_backend().session_bytes(),
+        to_client: live.to_client().session_bytes(),
         error: a.err().or(b.err()),
     }
 }
@@ -45,7 +45,7 @@ async fn direction(
     src: &impl ByteStream,
     dst: &impl ByteStream,
     pool: &BufferPool,
-    moved: &Cell<u64>,
+    moved: ByteTally<'_>,
 ) -> io::Result<()> {
     let result = copy_until_eof(src, dst, pool, moved).await;
     match &result {
@@ -68,7 +68,7 @@ async fn copy_until_eof(
     src: &impl ByteStream,
     dst: &impl ByteStream,
     pool: &BufferPool,
-    moved: &Cell<u64>,
+    moved: ByteTally<'_>,
 ) -> Result<(), (Side, io::Error)> {
     loop {
         // The buffer is held only while it has bytes, as on the plain copy path.
@@ -94,6 +94,6 @@ async fn copy_until_eof(
         let written = dst.write_all(&buf[..n]).await;
         pool.give_back(buf);
         written.map_err(|e| (Side::Destination, e))?;
-        moved.set(moved.get() + n as u64);
+        moved.add(n as u64);
     }
 }

@@ -3,13 +3,13 @@
 
 use std::io;
 use std::rc::Rc;
-use std::sync::atomic::AtomicU64;
 
 use super::buffer_pool::BufferPool;
 use super::copy::copy_once;
 use super::pipe_pool::{PipeLease, PipePool};
 use super::policy::{AutoTuning, DataPathMode, Decision, Path, Policy};
 use super::splice::{splice_once, SpliceStep, SpliceVia};
+use crate::control::registry::ByteTally;
 use crate::control::stats::ShardStats;
 use crate::engine::runtime::{within, Conn};
 use crate::uring::{PollEvents, ShardRing};
@@ -39,13 +39,14 @@ pub struct DataPath {
 }
 
 /// Relays `src` to `dst` until `src` reaches EOF, then half-closes `dst`. Returns the bytes
-/// moved; every chunk is also added to `counter` as it goes.
+/// moved; every chunk is also added to `bytes` (the shard's and the session's counters) as
+/// it goes.
 pub async fn pump(
     src: &Conn,
     dst: &Conn,
     dp: &DataPath,
     stats: &ShardStats,
-    counter: &AtomicU64,
+    bytes: ByteTally<'_>,
 ) -> Result<u64, DirectionError> {
     let mut policy = Policy::new(dp.mode, dp.tuning);
     let mut pipe = match policy.initial() {
@@ -87,7 +88,7 @@ pub async fn pump(
             break;
         }
         total += moved as u64;
-        ShardStats::add(counter, moved as u64);
+        bytes.add(moved as u64);
     }
     dst.shutdown_write().map_err(|error| DirectionError {
         side: Side::Destination,

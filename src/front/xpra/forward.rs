@@ -6,13 +6,13 @@
 //! per-direction memory is `carry`: the few bytes of a frame header or type prefix split
 //! across reads, or a watched packet (info, disconnect) being gathered.
 
-use std::cell::Cell;
 use std::io;
 use std::task::Poll;
 
 use futures_lite::future::poll_fn;
 
 use super::gate::{Gate, Step};
+use crate::control::registry::ByteTally;
 use crate::relay::buffer_pool::BufferPool;
 use crate::relay::direction::Side;
 use crate::relay::stream::ByteStream;
@@ -53,7 +53,7 @@ pub enum ForwardError {
 
 /// Relays frames from `src` to `dst` through `gate` until EOF or a verdict ends it,
 /// starting with `carry` (bytes already read from `src`). `on_watched` gets each watched
-/// frame whole; `bytes` counts what was written to `dst`.
+/// frame whole; `bytes` counts what was written to `dst` (for the session and its shard).
 pub async fn forward(
     src: &impl ByteStream,
     dst: &impl ByteStream,
@@ -61,7 +61,7 @@ pub async fn forward(
     pool: &BufferPool,
     mut carry: Vec<u8>,
     mut on_watched: impl FnMut(&str, &[u8]) -> Verdict,
-    bytes: &Cell<u64>,
+    bytes: ByteTally<'_>,
 ) -> Result<ForwardEnd, ForwardError> {
     let mut steps = Vec::new();
     loop {
@@ -122,7 +122,7 @@ pub async fn forward(
 async fn write(
     dst: &impl ByteStream,
     bytes: &[u8],
-    counter: &Cell<u64>,
+    counter: ByteTally<'_>,
 ) -> Result<(), ForwardError> {
     dst.write_all(bytes)
         .await
@@ -130,7 +130,7 @@ async fn write(
             side: Side::Destination,
             error,
         })?;
-    counter.set(counter.get() + bytes.len() as u64);
+    counter.add(bytes.len() as u64);
     Ok(())
 }
 

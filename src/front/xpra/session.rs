@@ -15,6 +15,7 @@ use super::handshake::reason;
 use super::handshake::{admit, refusal_frame};
 use super::info::{augment_info_response, ProxyInfo};
 use super::{disconnect_frame, Refusal, XpraDoor};
+use crate::control::registry::Live;
 use crate::engine::runtime::{sleep, Conn};
 use crate::relay::buffer_pool::BufferPool;
 use crate::relay::stream::ByteStream;
@@ -49,13 +50,15 @@ pub enum XpraEnd {
     },
 }
 
-/// Serves one accepted connection on the xpra door.
+/// Serves one accepted connection on the xpra door; `live` learns the user and target once
+/// the session is joined, and counts its bytes.
 pub async fn serve(
     door: &XpraDoor,
     client: impl ByteStream,
-    shard: usize,
+    live: Live<'_>,
     pool: &BufferPool,
 ) -> XpraEnd {
+    let shard = live.shard();
     let mut admitted = match admit(door, &client, pool).await {
         Ok(a) => a,
         Err(refusal) => return refuse(&client, refusal).await,
@@ -64,10 +67,13 @@ pub async fn serve(
         Ok(j) => j,
         Err(refusal) => return refuse(&client, refusal).await,
     };
+    live.set_user(admitted.username.as_deref());
+    live.set_target(&admitted.target);
+    live.established();
     let started = Instant::now();
     let backend = &joined.backend;
-    let to_server = Cell::new(0u64);
-    let to_client = Cell::new(0u64);
+    let to_server = live.to_backend();
+    let to_client = live.to_client();
     let why = Cell::new(None::<String>);
     let note = |w: String| {
         let prev = why.take();
@@ -95,7 +101,7 @@ pub async fn serve(
                     Verdict::Drop
                 }
             },
-            &to_server,
+            to_server,
         )
         .await;
         if matches!(r, Ok(ForwardEnd::Ended)) {
@@ -120,8 +126,8 @@ pub async fn serve(
                         shard,
                         client_rtt_ms: admitted.client_rtt_ms,
                         server_connect_ms: joined.connect_ms,
-                        bytes_to_server: to_server.get(),
-                        bytes_to_client: to_client.get(),
+                        bytes_to_server: to_server.session_bytes(),
+                        bytes_to_client: to_client.session_bytes(),
                     };
                     match rewrite_info(frame, &info, door.max_packet) {
                         Some(new) => Verdict::Replace(new),
@@ -129,7 +135,7 @@ pub async fn serve(
                     }
                 }
             },
-            &to_client,
+            to_client,
         )
         .await;
         if matches!(r, Ok(ForwardEnd::Ended)) {
@@ -159,8 +165,8 @@ pub async fn serve(
     XpraEnd::Closed {
         user: admitted.username.clone(),
         target: admitted.target.to_string(),
-        to_server: to_server.get(),
-        to_client: to_client.get(),
+        to_server: to_server.session_bytes(),
+        to_client: to_client.session_bytes(),
         secs: started.elapsed().as_secs_f64(),
         why: why.take().unwrap_or_else(|| "closed".into()),
     }
