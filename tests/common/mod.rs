@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod xpra;
+pub mod xpra_login;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
