@@ -4,7 +4,8 @@
 //! A shard registers a connection once it is admitted and holds the [`Registration`] for the
 //! connection's life; dropping it (every exit path, cancellation at the drain deadline
 //! included) removes the entry and, for a session that got as far as its backend, writes the
-//! `session end` line. Each shard has its own table behind its own mutex: the shard takes it
+//! `session end` line; [`Registry::cut`] does the same for sessions still open when a shard
+//! stops at its drain deadline (their tasks are never dropped). Each shard has its own table behind its own mutex: the shard takes it
 //! twice per session (register, remove), the control thread only while it copies the list.
 //! Bytes are counted by [`ByteTally`]: relaxed atomics written only by the owning shard, so
 //! the data path takes no lock and another thread reads them at any time.
@@ -60,6 +61,8 @@ struct Labels {
     target: Option<String>,
     /// The backend was reached: the session has start and end log lines.
     established: bool,
+    /// Its end line is written (once).
+    ended: bool,
     reason: Option<String>,
 }
 
@@ -298,6 +301,7 @@ impl Registry {
                 user: None,
                 target: None,
                 established: false,
+                ended: false,
                 reason: None,
             }),
         });
@@ -313,6 +317,19 @@ impl Registry {
         (0..self.shards.len())
             .map(|s| self.table(s).live.len())
             .collect()
+    }
+
+    /// Unlists every session `shard` still has, writing their end lines with `reason`: for
+    /// sessions whose tasks never finish (cut at the drain deadline).
+    pub fn cut(&self, shard: usize, reason: &str) {
+        let left: Vec<Arc<SessionEntry>> = self.table(shard).live.drain().map(|(_, e)| e).collect();
+        for entry in left {
+            entry
+                .labels()
+                .reason
+                .get_or_insert_with(|| reason.to_string());
+            log_end(&entry);
+        }
     }
 
     /// Every live session, oldest first.
@@ -346,26 +363,37 @@ impl Registration<'_> {
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        let e = &self.entry;
-        self.registry.table(e.shard).live.remove(&e.id);
-        let l = e.labels().clone();
-        if !l.established {
+        self.registry
+            .table(self.entry.shard)
+            .live
+            .remove(&self.entry.id);
+        log_end(&self.entry);
+    }
+}
+
+/// The `session end` line of an established session, once.
+fn log_end(e: &SessionEntry) {
+    let l = {
+        let mut l = e.labels();
+        if !l.established || l.ended {
             return;
         }
-        tracing::info!(
-            session = e.id,
-            shard = e.shard,
-            door = %protocol(l.door, l.websocket, l.tls),
-            client = %client_text(e.client),
-            user = l.user.as_deref().unwrap_or("-"),
-            target = l.target.as_deref().unwrap_or("-"),
-            to_backend = e.to_backend.load(Relaxed),
-            to_client = e.to_client.load(Relaxed),
-            secs = e.accepted.elapsed().as_secs_f64(),
-            reason = l.reason.as_deref().unwrap_or("relay stopped"),
-            "session end"
-        );
-    }
+        l.ended = true;
+        l.clone()
+    };
+    tracing::info!(
+        session = e.id,
+        shard = e.shard,
+        door = %protocol(l.door, l.websocket, l.tls),
+        client = %client_text(e.client),
+        user = l.user.as_deref().unwrap_or("-"),
+        target = l.target.as_deref().unwrap_or("-"),
+        to_backend = e.to_backend.load(Relaxed),
+        to_client = e.to_client.load(Relaxed),
+        secs = e.accepted.elapsed().as_secs_f64(),
+        reason = l.reason.as_deref().unwrap_or("closed"),
+        "session end"
+    );
 }
 
 #[cfg(test)]

@@ -122,6 +122,9 @@ pub async fn run(
     future::or(accepting, stop).await;
     drop(listeners);
     drain(&shard, cfg.drain_timeout).await;
+    // Sessions still open are cut with the shard: their tasks never finish, so the
+    // registry writes their end lines.
+    shared.registry.cut(id, "cut at the drain timeout");
 }
 
 /// Waits for the shard's sessions to end, up to `timeout`.

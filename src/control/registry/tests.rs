@@ -79,3 +79,18 @@ fn the_session_schema_has_its_documented_fields() {
     }
     assert_eq!(json["door"], "token");
 }
+
+#[test]
+fn cut_unlists_what_a_shard_still_has() {
+    let registry = Registry::new(2);
+    let stats = Stats::new(2);
+    let kept = registry.register(0, None, Door::L4);
+    let cut = registry.register(1, None, Door::L4);
+    cut.live(stats.shard(1)).established();
+    registry.cut(1, "cut at the drain timeout");
+    assert_eq!(registry.counts(), vec![1, 0]);
+    assert!(cut.entry.labels().ended);
+    drop(cut); // no second end line, nothing left to remove
+    drop(kept);
+    assert_eq!(registry.counts(), vec![0, 0]);
+}
