@@ -33,6 +33,7 @@ fn the_shipped_example_config_is_valid_with_its_files_in_place() {
     let text = std::fs::read_to_string("dist/deskrelay.toml")
         .unwrap()
         .replace("/etc/deskrelay", dir.to_str().unwrap())
+        .replace("/run/deskrelay", dir.to_str().unwrap())
         .replace("0.0.0.0:443", "127.0.0.1:0")
         .replace("127.0.0.1:9711", "127.0.0.1:0");
     let config = dir.join("deskrelay.toml");
@@ -44,6 +45,10 @@ fn the_shipped_example_config_is_valid_with_its_files_in_place() {
     // And it runs: `proxy --config` listens where the file says (port 0 here).
     let relay = common::RelayProcess::start(&["--config", config.to_str().unwrap()]);
     assert_eq!(relay.addr.ip().to_string(), "127.0.0.1");
+    assert!(
+        dir.join("deskrelay.sock").exists(),
+        "the control socket it names"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -28,6 +28,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "DESKRELAY_LOG", default_value = "info")]
     pub log: String,
 
+    /// Log lines as text, or as one JSON object a line (for log collectors).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -43,6 +47,50 @@ pub enum Command {
         /// The TOML file (keys are `proxy`'s long flag names).
         file: PathBuf,
     },
+    /// A running relay's version, uptime, sessions and bytes per shard, data-path choices,
+    /// authentication outcomes and errors (from its `--control` socket).
+    Info(ControlArgs),
+    /// A running relay's sessions: user, target, client, shard, bytes each way, age.
+    List(ControlArgs),
+    /// Stop a running relay as SIGTERM does: no new sessions, drain, exit.
+    Stop {
+        #[command(flatten)]
+        socket: ControlSocketArg,
+    },
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Flags of `info` and `list`.
+#[derive(Debug, clap::Args)]
+pub struct ControlArgs {
+    /// Print the relay's JSON answer as it came (schema in the README).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub socket: ControlSocketArg,
+}
+
+/// Where a running relay's control socket is.
+#[derive(Debug, clap::Args)]
+pub struct ControlSocketArg {
+    /// The relay's `--control` socket. Default: $XDG_RUNTIME_DIR/deskrelay.sock, else
+    /// /run/deskrelay/deskrelay.sock for root, else /tmp/deskrelay-UID.sock.
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
+}
+
+impl ControlSocketArg {
+    fn path(&self) -> PathBuf {
+        self.control
+            .clone()
+            .unwrap_or_else(super::socket::default_path)
+    }
 }
 
 impl Cli {
@@ -97,7 +145,7 @@ impl Cli {
     pub fn limits_from_args(args: &[OsString]) -> anyhow::Result<LimitSettings> {
         match Self::try_parse_from_args(args.iter().cloned())?.command {
             Command::Proxy(proxy) => proxy.limit_settings(),
-            Command::CheckConfig { .. } => anyhow::bail!("not a proxy command"),
+            _ => anyhow::bail!("not a proxy command"),
         }
     }
 
@@ -105,7 +153,7 @@ impl Cli {
     pub fn into_config(self) -> anyhow::Result<ProxyConfig> {
         match self.command {
             Command::Proxy(args) => args.into_config(),
-            Command::CheckConfig { .. } => anyhow::bail!("not a proxy command"),
+            _ => anyhow::bail!("not a proxy command"),
         }
     }
 
@@ -114,12 +162,17 @@ impl Cli {
     /// arguments.
     pub fn run(self) -> anyhow::Result<()> {
         use std::io::IsTerminal;
-        tracing_subscriber::fmt()
+        let logs = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::try_new(&self.log)?)
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::stderr().is_terminal())
-            .init();
+            .with_writer(std::io::stderr);
+        match self.log_format {
+            LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+            LogFormat::Json => logs.json().init(),
+        }
         match self.command {
+            Command::Info(args) => super::client::info(&args.socket.path(), args.json),
+            Command::List(args) => super::client::list(&args.socket.path(), args.json),
+            Command::Stop { socket } => super::client::stop(&socket.path()),
             Command::Proxy(args) => crate::run_proxy(args.into_config()?),
             Command::CheckConfig { file } => {
                 let errors = super::config_file::check(&file);
@@ -324,6 +377,13 @@ pub struct ProxyArgs {
     /// Set by `--config` parsing: the file and command line SIGHUP reads again.
     #[arg(skip)]
     pub reload_from: Option<ConfigSource>,
+
+    /// Answer `deskrelay info|list|stop` on this unix socket (mode 0600; created before
+    /// --user takes effect). None unless given; `deskrelay info` looks, by default, at
+    /// $XDG_RUNTIME_DIR/deskrelay.sock, else /run/deskrelay/deskrelay.sock for root, else
+    /// /tmp/deskrelay-UID.sock.
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
 }
 
 impl ProxyArgs {
@@ -376,6 +436,7 @@ impl ProxyArgs {
         cfg.max_sessions = self.max_sessions;
         cfg.accept_proxy_from = self.accept_proxy_from.iter().copied().collect();
         cfg.send_proxy = self.send_proxy;
+        cfg.control = self.control.clone();
         cfg.max_sessions_per_client = self.max_sessions_per_client;
         cfg.metrics = self.metrics;
         if let Some(user) = &self.user {

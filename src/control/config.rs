@@ -75,6 +75,8 @@ pub struct ProxyConfig {
     pub auth_throttle: ThrottleSettings,
     /// Where the limits come from again on SIGHUP: set when started with `--config`.
     pub reload_from: Option<ConfigSource>,
+    /// The control socket (`--control`): none unless asked for.
+    pub control: Option<std::path::PathBuf>,
 }
 
 /// A `--config` file and the command line it was given with (whose flags still win when
@@ -132,6 +134,7 @@ impl ProxyConfig {
             idle_timeout: None,
             auth_throttle: ThrottleSettings::default(),
             reload_from: None,
+            control: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Per-shard counters: each shard writes only its own cache line, readers sum on demand.
 //!
 //! No locks and no shared writes on the hot path: a shard bumps its own relaxed atomics;
-//! `Stats::total` adds them up for reports (shutdown summary today, info and metrics later).
+//! `Stats::total` adds them up for reports (the shutdown summary, `deskrelay info`).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -29,6 +29,10 @@ pub struct ShardStats {
     pub auth_throttled: AtomicU64,
     /// Sessions closed by --idle-timeout.
     pub idle_timeouts: AtomicU64,
+    /// WebSocket upgrades with a `?token=` the tokens file knows.
+    pub ws_token_successes: AtomicU64,
+    /// WebSocket upgrades refused for an unknown or empty token.
+    pub ws_token_failures: AtomicU64,
 }
 
 impl ShardStats {
@@ -50,7 +54,10 @@ pub struct Totals {
     pub session_errors: u64,
     pub splice_switches: u64,
     pub pipe_shortages: u64,
+    pub sniff_timeouts: u64,
     pub limit_refusals: u64,
+    pub ws_token_successes: u64,
+    pub ws_token_failures: u64,
     pub auth_throttled: u64,
     pub idle_timeouts: u64,
 }
@@ -73,24 +80,41 @@ impl Stats {
     }
 
     pub fn total(&self) -> Totals {
-        let mut t = Totals::default();
-        for s in &self.shards {
-            t.accepted += s.accepted.load(Relaxed);
-            t.active += s.active.load(Relaxed);
-            t.closed += s.closed.load(Relaxed);
-            t.bytes_client_to_backend += s.bytes_client_to_backend.load(Relaxed);
-            t.bytes_backend_to_client += s.bytes_backend_to_client.load(Relaxed);
-            t.backend_connect_failures += s.backend_connect_failures.load(Relaxed);
-            t.accept_errors += s.accept_errors.load(Relaxed);
-            t.session_errors += s.session_errors.load(Relaxed);
-            t.splice_switches += s.splice_switches.load(Relaxed);
-            t.pipe_shortages += s.pipe_shortages.load(Relaxed);
-            t.limit_refusals += s.limit_refusals.load(Relaxed);
-            t.auth_throttled += s.auth_throttled.load(Relaxed);
-            t.idle_timeouts += s.idle_timeouts.load(Relaxed);
-        }
-        t
+        sum(&self.shards)
     }
+
+    /// Shard `id`'s own counters.
+    pub fn shard_totals(&self, id: usize) -> Totals {
+        sum(std::slice::from_ref(&self.shards[id]))
+    }
+
+    /// Number of shards.
+    pub fn shards(&self) -> usize {
+        self.shards.len()
+    }
+}
+
+fn sum(shards: &[ShardStats]) -> Totals {
+    let mut t = Totals::default();
+    for s in shards {
+        t.accepted += s.accepted.load(Relaxed);
+        t.active += s.active.load(Relaxed);
+        t.closed += s.closed.load(Relaxed);
+        t.bytes_client_to_backend += s.bytes_client_to_backend.load(Relaxed);
+        t.bytes_backend_to_client += s.bytes_backend_to_client.load(Relaxed);
+        t.backend_connect_failures += s.backend_connect_failures.load(Relaxed);
+        t.accept_errors += s.accept_errors.load(Relaxed);
+        t.session_errors += s.session_errors.load(Relaxed);
+        t.splice_switches += s.splice_switches.load(Relaxed);
+        t.pipe_shortages += s.pipe_shortages.load(Relaxed);
+        t.sniff_timeouts += s.sniff_timeouts.load(Relaxed);
+        t.limit_refusals += s.limit_refusals.load(Relaxed);
+        t.ws_token_successes += s.ws_token_successes.load(Relaxed);
+        t.ws_token_failures += s.ws_token_failures.load(Relaxed);
+        t.auth_throttled += s.auth_throttled.load(Relaxed);
+        t.idle_timeouts += s.idle_timeouts.load(Relaxed);
+    }
+    t
 }
 
 #[cfg(test)]

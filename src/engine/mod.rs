@@ -24,6 +24,9 @@ use anyhow::Context;
 
 use crate::control::config::ProxyConfig;
 use crate::control::metrics::{self, Metrics, MetricsServer, Timings};
+use crate::control::registry::{Registry, SessionView};
+use crate::control::report::Sources;
+use crate::control::socket::{ControlServer, ControlSocket};
 use crate::control::stats::{Stats, Totals};
 use crate::front::dispatch::Doors;
 use crate::front::tls;
@@ -135,10 +138,13 @@ pub struct Relay {
     /// The limits every shard applies; SIGHUP reloads them.
     pub limits: Arc<limits::Limits>,
     stats: Arc<Stats>,
+    registry: Arc<Registry>,
     shutdown: Arc<ShutdownPipe>,
     handles: PoolThreadHandles<()>,
     /// The `--metrics` listener, stopped once the shards have.
     metrics: Option<MetricsServer>,
+    /// `--control`: served until the relay has drained.
+    control: Option<ControlServer>,
 }
 
 impl Relay {
@@ -154,6 +160,12 @@ impl Relay {
             })
             .transpose()?;
         let shutdown = ShutdownPipe::new().context("cannot create the shutdown pipe")?;
+        // Like the listeners: created with the privileges the relay started with.
+        let control = match &config.control {
+            Some(path) => Some(ControlSocket::bind(path)?),
+            None => None,
+        };
+        let started = std::time::Instant::now();
         if let Some(run_as) = config.run_as {
             run_as
                 .apply()
@@ -164,6 +176,7 @@ impl Relay {
         let stats = Arc::new(Stats::new(shards));
         let timings = Arc::new(Timings::new(shards));
         let limits = limits::Limits::with(config.limit_settings());
+        let registry = Arc::new(Registry::new(shards));
         let shared = Arc::new(Shared {
             front: match (&config.xpra, &config.web) {
                 (None, None) => FrontDoor::Forward(config.forward),
@@ -181,6 +194,7 @@ impl Relay {
             limits: Arc::clone(&limits),
             config: config.clone(),
             stats: Arc::clone(&stats),
+            registry: Arc::clone(&registry),
             shutdown: Arc::clone(&shutdown),
         });
         let listeners = Arc::new(Mutex::new(bound.per_shard));
@@ -228,14 +242,35 @@ impl Relay {
                 }
             }
         };
+        let control = match control {
+            None => None,
+            Some(socket) => {
+                let sources = Sources {
+                    stats: Arc::clone(&stats),
+                    registry: Arc::clone(&registry),
+                    started,
+                    data_path: config.data_path.to_string(),
+                    splice_via: format!("{:?}", config.splice_via).to_lowercase(),
+                    xpra: config.xpra.clone(),
+                };
+                let pipe = Arc::clone(&shutdown);
+                let server = socket
+                    .serve(sources, move || pipe.trigger())
+                    .context("cannot serve the control socket")?;
+                tracing::info!(path = %server.path().display(), "control socket ready");
+                Some(server)
+            }
+        };
         Ok(Self {
             addrs: bound.addrs,
             config,
             limits,
             stats,
+            registry,
             shutdown,
             handles,
             metrics,
+            control,
         })
     }
 
@@ -249,6 +284,11 @@ impl Relay {
         self.stats.total()
     }
 
+    /// Every live session, as `deskrelay list` shows them.
+    pub fn sessions(&self) -> Vec<SessionView> {
+        self.registry.sessions()
+    }
+
     /// Asks every shard to stop accepting and drain (what SIGTERM does).
     pub fn stop(&self) {
         self.shutdown.trigger();
@@ -256,11 +296,13 @@ impl Relay {
 
     /// Waits until every shard has drained and stopped.
     pub fn wait(self) -> anyhow::Result<()> {
-        let joined = self.handles.join_all();
+        let results = self.handles.join_all();
         if let Some(server) = self.metrics {
             server.stop();
         }
-        for result in joined {
+        // Closed (and its file removed) once nothing is left to report.
+        drop(self.control);
+        for result in results {
             result.map_err(|e| anyhow::anyhow!("a shard failed: {e}"))?;
         }
         let t = self.stats.total();

@@ -19,6 +19,7 @@ use super::runtime::{self, listener_from_fd, Conn};
 use super::shutdown::ShutdownPipe;
 use crate::control::config::ProxyConfig;
 use crate::control::metrics;
+use crate::control::registry::{Door, Live, Registry};
 use crate::control::stats::{ShardStats, Stats};
 use crate::front::dispatch::{self, Served};
 use crate::front::proxy_protocol;
@@ -47,6 +48,8 @@ pub struct Shared {
     /// `--max-sessions`, `--max-sessions-per-client`, the failed-login throttle and the
     /// idle timeout (reloaded on SIGHUP).
     pub limits: Arc<Limits>,
+    /// Every shard's live sessions (`deskrelay list`).
+    pub registry: Arc<Registry>,
 }
 
 /// A shard's own state.
@@ -122,6 +125,9 @@ pub async fn run(
     future::or(accepting, stop).await;
     drop(listeners);
     drain(&shard, cfg.drain_timeout).await;
+    // Sessions still open are cut with the shard: their tasks never finish, so the
+    // registry writes their end lines.
+    shared.registry.cut(id, "cut at the drain timeout");
 }
 
 /// Waits for the shard's sessions to end, up to `timeout`.
@@ -173,10 +179,19 @@ async fn serve(shard: Rc<Shard>, client: Conn) {
     ShardStats::add(&stats.active, 1);
     shard.active.set(shard.active.get() + 1);
     let admitted = Instant::now();
+    let first_door = match &shard.shared.front {
+        FrontDoor::Forward(_) => Door::L4,
+        FrontDoor::Sniff(_) => Door::Sniffing,
+    };
+    // Unlisted (and its end line written) when dropped, however this function ends.
+    let registration = shard
+        .shared
+        .registry
+        .register(shard.id, client_addr, first_door);
+    let live = registration.live(stats);
     let peer = client_addr.map_or_else(|| "?".into(), |a| a.to_string());
     let span = tracing::info_span!("session", shard = shard.id, client = %peer);
     async {
-        let started = Instant::now();
         match &shard.shared.front {
             FrontDoor::Forward(backend) => {
                 let mut head = match (cfg.send_proxy, client_addr) {
@@ -191,36 +206,35 @@ async fn serve(shard: Rc<Shard>, client: Conn) {
                     *backend,
                     cfg.connect_timeout,
                     &shard.dp,
-                    stats,
+                    live,
                 )
                 .await;
-                log_end(end, started, stats);
+                log_end(end, live);
             }
             FrontDoor::Sniff(doors) => {
                 let ctx = dispatch::Ctx {
-                    shard: shard.id,
                     dp: &shard.dp,
-                    stats,
+                    live,
                     connect_timeout: cfg.connect_timeout,
                     client_addr,
                     send_proxy: cfg.send_proxy,
                     throttle: &shard.shared.limits.auth,
                 };
                 match dispatch::serve(doors, client, early, ctx).await {
-                    Served::Xpra(end) => log_xpra_end(end, stats),
-                    Served::Fallback(end) => log_end(end, started, stats),
-                    Served::Bridged(end) => {
-                        ShardStats::add(&stats.bytes_client_to_backend, end.to_backend);
-                        ShardStats::add(&stats.bytes_backend_to_client, end.to_client);
-                        tracing::debug!(
-                            to_backend = end.to_backend,
-                            to_client = end.to_client,
-                            "bridged session closed{}",
-                            end.error.map(|e| format!(": {e}")).unwrap_or_default()
-                        )
-                    }
+                    Served::Xpra(end) => log_xpra_end(end, live),
+                    Served::Fallback(end) => log_end(end, live),
+                    Served::Bridged(end) => live.set_reason(match end.error {
+                        Some(e) => format!("error: {e}"),
+                        None => "closed".into(),
+                    }),
                     Served::Closed { why } => tracing::debug!("closed at the door: {why}"),
-                    Served::Web(web::WebEnd::Xpra(end)) => log_xpra_end(end, stats),
+                    Served::Web(web::WebEnd::Xpra(end)) => log_xpra_end(end, live),
+                    Served::Web(web::WebEnd::Bridged { end, .. }) => {
+                        live.set_reason(match end.error {
+                            Some(e) => format!("error: {e}"),
+                            None => "closed".into(),
+                        })
+                    }
                     Served::Web(end) => tracing::debug!("http: {end:?}"),
                 }
             }
@@ -228,6 +242,7 @@ async fn serve(shard: Rc<Shard>, client: Conn) {
     }
     .instrument(span)
     .await;
+    drop(registration);
     shard.active.set(shard.active.get() - 1);
     stats
         .active
@@ -265,55 +280,34 @@ async fn read_proxy_header(
         .unwrap_or_else(|| Err("no header before the deadline".into()))
 }
 
-fn log_end(end: SessionEnd, started: Instant, stats: &ShardStats) {
-    let secs = started.elapsed().as_secs_f64();
+/// Records how an L4 (or fallback) session ended; errors that are not the session's own
+/// end are logged here, the end line itself comes from the registration.
+fn log_end(end: SessionEnd, live: Live<'_>) {
     match end {
-        SessionEnd::Closed {
-            to_backend,
-            to_client,
-        } => {
-            tracing::debug!(to_backend, to_client, secs, "session closed")
-        }
+        SessionEnd::Closed { .. } => live.set_reason("closed"),
         SessionEnd::BackendUnreachable { backend, error } => {
             tracing::warn!(%backend, "backend unreachable: {error}; client closed")
         }
         SessionEnd::Failed { culprit, error } => {
-            ShardStats::add(&stats.session_errors, 1);
-            tracing::debug!(%culprit, secs, "session ended by {culprit} error: {error}")
+            ShardStats::add(&live.stats.session_errors, 1);
+            live.set_reason(format!("{culprit} error: {error}"));
         }
         SessionEnd::Idle { after } => {
-            tracing::debug!(secs, "session closed: nothing moved for {after:?}")
+            live.set_reason(format!("idle timeout ({} s)", after.as_secs_f64()))
         }
     }
 }
 
-fn log_xpra_end(end: xpra::XpraEnd, stats: &ShardStats) {
+fn log_xpra_end(end: xpra::XpraEnd, live: Live<'_>) {
     match end {
         xpra::XpraEnd::Refused { reason } => {
-            ShardStats::add(&stats.session_errors, 1);
+            ShardStats::add(&live.stats.session_errors, 1);
             tracing::info!("refused: {reason}")
         }
         // Counted, and logged at a bounded rate, by the throttle.
         xpra::XpraEnd::Throttled { reason } => tracing::debug!("refused: {reason}"),
-        xpra::XpraEnd::Closed {
-            user,
-            target,
-            to_server,
-            to_client,
-            secs,
-            why,
-        } => {
-            ShardStats::add(&stats.bytes_client_to_backend, to_server);
-            ShardStats::add(&stats.bytes_backend_to_client, to_client);
-            tracing::info!(
-                user = user.as_deref().unwrap_or("-"),
-                %target,
-                to_server,
-                to_client,
-                secs,
-                "session ended: {why}"
-            )
-        }
+        // Bytes were counted as they went; the end line has them.
+        xpra::XpraEnd::Closed { why, .. } => live.set_reason(why),
     }
 }
 

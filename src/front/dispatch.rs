@@ -15,6 +15,7 @@ use super::sniff::{sniff, sniff_from, Kind, SniffError};
 use super::tls::TlsStream;
 use super::web::{self, WebDoor, WebEnd};
 use super::xpra::{self, XpraDoor, XpraEnd};
+use crate::control::registry::{Door, Live};
 use crate::control::stats::ShardStats;
 use crate::engine::auth_throttle::AuthThrottle;
 use crate::engine::runtime::{connect, within, Conn};
@@ -57,9 +58,9 @@ pub enum Served {
 
 /// What a shard lends the door for one connection.
 pub struct Ctx<'a> {
-    pub shard: usize,
     pub dp: &'a DataPath,
-    pub stats: &'a ShardStats,
+    /// The session's registry entry and its shard's counters.
+    pub live: Live<'a>,
     pub connect_timeout: Duration,
     /// The client's address: from a trusted PROXY header, else the socket's peer.
     pub client_addr: Option<SocketAddr>,
@@ -86,7 +87,7 @@ pub async fn serve(doors: &Doors, client: Conn, early: Vec<u8>, ctx: Ctx<'_>) ->
         Ok(found) => found,
         Err(e) => {
             if matches!(e, SniffError::Timeout) {
-                ShardStats::add(&ctx.stats.sniff_timeouts, 1);
+                ShardStats::add(&ctx.live.stats.sniff_timeouts, 1);
             }
             client.shutdown_both();
             return Served::Closed { why: e.to_string() };
@@ -94,19 +95,24 @@ pub async fn serve(doors: &Doors, client: Conn, early: Vec<u8>, ctx: Ctx<'_>) ->
     };
     match (kind, &doors.xpra, &doors.tls) {
         (Kind::Xpra, Some(door), _) => {
+            ctx.live.set_door(Door::Xpra);
             let stream = Prefixed::new(first, client);
             Served::Xpra(xpra::serve(door, stream, &ctx).await)
         }
-        (Kind::Tls, _, Some(config)) => serve_tls(doors, client, &first, config, ctx).await,
+        (Kind::Tls, _, Some(config)) => {
+            ctx.live.set_tls();
+            serve_tls(doors, client, &first, config, ctx).await
+        }
         (Kind::Http, _, _) if doors.web.is_some() => {
             serve_web(doors, Prefixed::new(first, client), &ctx).await
         }
         _ => match doors.fallback {
             Some(addr) => {
+                ctx.live.set_door(Door::Fallback);
                 let mut head = ctx.proxy_header_for(addr);
                 head.extend_from_slice(&first);
                 Served::Fallback(
-                    relay_after(client, &head, addr, ctx.connect_timeout, ctx.dp, ctx.stats).await,
+                    relay_after(client, &head, addr, ctx.connect_timeout, ctx.dp, ctx.live).await,
                 )
             }
             None => {
@@ -141,7 +147,7 @@ async fn serve_tls(
             }
         }
         None => {
-            ShardStats::add(&ctx.stats.sniff_timeouts, 1);
+            ShardStats::add(&ctx.live.stats.sniff_timeouts, 1);
             return Served::Closed {
                 why: "TLS handshake timed out".into(),
             };
@@ -158,20 +164,26 @@ async fn serve_tls(
     };
     let stream = Prefixed::new(inner, tls);
     match (kind, &doors.xpra, doors.fallback) {
-        (Kind::Xpra, Some(door), _) => Served::Xpra(xpra::serve(door, stream, &ctx).await),
+        (Kind::Xpra, Some(door), _) => {
+            ctx.live.set_door(Door::Xpra);
+            Served::Xpra(xpra::serve(door, stream, &ctx).await)
+        }
         (Kind::Http, _, _) if doors.web.is_some() => serve_web(doors, stream, &ctx).await,
         // TLS terminated here, the plaintext relayed to the fallback server.
         (_, _, Some(addr)) => match connect(addr, ctx.connect_timeout).await {
             Ok(backend) => {
+                ctx.live.set_door(Door::Fallback);
+                ctx.live.set_target(addr);
+                ctx.live.established();
                 let idle = ctx.dp.idle.get();
-                let end = bridge(&stream, &backend, &ctx.dp.buffers, idle).await;
+                let end = bridge(&stream, &backend, &ctx.dp.buffers, idle, ctx.live).await;
                 if let Some(after) = end.idle {
-                    ctx.dp.idle.closed(ctx.stats, "TLS", after);
+                    ctx.dp.idle.closed(ctx.live.stats, "TLS", after);
                 }
                 Served::Bridged(end)
             }
             Err(e) => {
-                ShardStats::add(&ctx.stats.backend_connect_failures, 1);
+                ShardStats::add(&ctx.live.stats.backend_connect_failures, 1);
                 stream.shutdown_both();
                 Served::Closed {
                     why: format!("fallback {addr} unreachable: {e}"),
@@ -191,5 +203,6 @@ async fn serve_tls(
 async fn serve_web(doors: &Doors, stream: impl ByteStream, ctx: &Ctx<'_>) -> Served {
     let web = doors.web.as_deref().expect("a web door");
     let xpra = doors.xpra.as_ref();
+    ctx.live.set_door(Door::Http);
     Served::Web(web::serve(web, xpra, stream, ctx).await)
 }

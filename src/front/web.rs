@@ -15,9 +15,12 @@ use std::time::{Duration, Instant};
 use futures_lite::future::{or, poll_fn};
 
 use super::dispatch::Ctx;
-use super::http::{self, Action, BodySource, HttpError, Route, Target, UpgradePolicy, WebRoot};
+use super::http::{
+    self, Action, BodySource, HttpError, Route, Target, UpgradePolicy, WebRoot, UNKNOWN_TOKEN,
+};
 use super::ws::{CloseCode, WsStream};
 use super::xpra::{self, XpraDoor, XpraEnd};
+use crate::control::registry::{Door, Live};
 use crate::control::stats::ShardStats;
 use crate::engine::runtime::{connect, sleep, within};
 use crate::relay::bridge::{bridge, BridgeEnd};
@@ -86,7 +89,7 @@ pub async fn serve(
             true => match ctx.throttle.check(ip, None) {
                 Ok(()) => http::handle(&req, web.root.as_ref(), &web.policy, tls),
                 Err(blocked) => {
-                    ShardStats::add(&ctx.stats.auth_throttled, 1);
+                    ShardStats::add(&ctx.live.stats.auth_throttled, 1);
                     Action::Refuse(HttpError::TooManyRequests {
                         retry_after: blocked.retry_secs(),
                     })
@@ -103,6 +106,7 @@ pub async fn serve(
             }
             _ => {}
         }
+        count_token(&action, ctx.live);
         match action {
             Action::Refuse(e) => {
                 let _ = stream.write_all(&e.response(tls)).await;
@@ -146,6 +150,7 @@ pub async fn serve(
                 }
                 // Bytes after the head are the first frames.
                 let ws = WsStream::new(Prefixed::new(buf, stream), web.max_frame);
+                ctx.live.set_websocket();
                 return upgraded(web, xpra_door, ws, accepted.route, ctx).await;
             }
         }
@@ -162,7 +167,10 @@ async fn upgraded<S: ByteStream>(
     let pool = &ctx.dp.buffers;
     match route {
         Route::Xpra => match xpra_door {
-            Some(door) => WebEnd::Xpra(xpra::serve(door, ws, ctx).await),
+            Some(door) => {
+                ctx.live.set_door(Door::Xpra);
+                WebEnd::Xpra(xpra::serve(door, ws, ctx).await)
+            }
             None => {
                 ws.close_with(CloseCode::Policy, "no xpra sessions here")
                     .await;
@@ -172,6 +180,8 @@ async fn upgraded<S: ByteStream>(
             }
         },
         Route::Token(target) => {
+            ctx.live.set_door(Door::Token);
+            ctx.live.set_target(&target);
             let addr = match &target {
                 Target::Addr(a) => Some(*a),
                 Target::Host { host, port } => {
@@ -192,11 +202,12 @@ async fn upgraded<S: ByteStream>(
                     why: format!("token target {target} unreachable"),
                 };
             };
+            ctx.live.established();
             let idle = ctx.dp.idle.get();
             let end = match web.heartbeat {
-                None => bridge(&ws, &backend, pool, idle).await,
+                None => bridge(&ws, &backend, pool, idle, ctx.live).await,
                 Some(every) => {
-                    or(bridge(&ws, &backend, pool, idle), async {
+                    or(bridge(&ws, &backend, pool, idle, ctx.live), async {
                         loop {
                             sleep(every).await;
                             if ws.heartbeat().await.is_err() {
@@ -208,13 +219,26 @@ async fn upgraded<S: ByteStream>(
                 }
             };
             if let Some(after) = end.idle {
-                ctx.dp.idle.closed(ctx.stats, "WebSocket", after);
+                ctx.dp.idle.closed(ctx.live.stats, "WebSocket", after);
             }
             WebEnd::Bridged {
                 target: target.to_string(),
                 end,
             }
         }
+    }
+}
+
+/// Counts a `?token=` upgrade: accepted, or refused for its token.
+fn count_token(action: &Action, live: Live<'_>) {
+    match action {
+        Action::Upgrade(accepted) if matches!(accepted.route, Route::Token(_)) => {
+            ShardStats::add(&live.stats.ws_token_successes, 1)
+        }
+        Action::Refuse(HttpError::Forbidden(UNKNOWN_TOKEN)) => {
+            ShardStats::add(&live.stats.ws_token_failures, 1)
+        }
+        _ => {}
     }
 }
 

@@ -13,6 +13,7 @@ use super::buffer_pool::BufferPool;
 use super::direction::Side;
 use super::idle::{Activity, Meter, GOODBYE};
 use super::stream::ByteStream;
+use crate::control::registry::{ByteTally, Live};
 use crate::engine::runtime::within;
 
 /// How a bridged session ended: bytes each way, and the first error if any.
@@ -26,12 +27,14 @@ pub struct BridgeEnd {
 }
 
 /// Runs both directions between `client` and `backend` until both are done, or until
-/// nothing has moved for `idle_timeout`.
+/// nothing has moved for `idle_timeout`; bytes are counted for the session and its shard
+/// as they go.
 pub async fn bridge(
     client: &impl ByteStream,
     backend: &impl ByteStream,
     pool: &BufferPool,
     idle_timeout: Option<Duration>,
+    live: Live<'_>,
 ) -> BridgeEnd {
     let activity = Activity::default();
     let up = Meter::new(&activity);
@@ -39,8 +42,8 @@ pub async fn bridge(
     let both = async {
         Some(
             zip(
-                direction(client, backend, pool, &up),
-                direction(backend, client, pool, &down),
+                direction(client, backend, pool, &up, live.to_backend()),
+                direction(backend, client, pool, &down, live.to_client()),
             )
             .await,
         )
@@ -63,8 +66,8 @@ pub async fn bridge(
         }
     };
     BridgeEnd {
-        to_backend: up.bytes(),
-        to_client: down.bytes(),
+        to_backend: live.to_backend().session_bytes(),
+        to_client: live.to_client().session_bytes(),
         error,
         idle,
     }
@@ -76,8 +79,9 @@ async fn direction(
     dst: &impl ByteStream,
     pool: &BufferPool,
     meter: &Meter<'_>,
+    moved: ByteTally<'_>,
 ) -> io::Result<()> {
-    let result = copy_until_eof(src, dst, pool, meter).await;
+    let result = copy_until_eof(src, dst, pool, meter, moved).await;
     match &result {
         Ok(()) => {
             let _ = dst.close_write().await;
@@ -99,6 +103,7 @@ async fn copy_until_eof(
     dst: &impl ByteStream,
     pool: &BufferPool,
     meter: &Meter<'_>,
+    moved: ByteTally<'_>,
 ) -> Result<(), (Side, io::Error)> {
     loop {
         // The buffer is held only while it has bytes, as on the plain copy path.
@@ -125,5 +130,6 @@ async fn copy_until_eof(
         let written = meter.write(dst, &buf[..n]).await;
         pool.give_back(buf);
         written.map_err(|e| (Side::Destination, e))?;
+        moved.add(n as u64);
     }
 }

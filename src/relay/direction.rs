@@ -3,7 +3,6 @@
 
 use std::io;
 use std::rc::Rc;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use super::buffer_pool::BufferPool;
@@ -12,6 +11,7 @@ use super::idle::{Activity, IdleTimeout};
 use super::pipe_pool::{PipeLease, PipePool};
 use super::policy::{AutoTuning, DataPathMode, Decision, Path, Policy};
 use super::splice::{splice_once, SpliceStep, SpliceVia};
+use crate::control::registry::ByteTally;
 use crate::control::stats::ShardStats;
 use crate::engine::runtime::{within, Conn};
 use crate::uring::{PollEvents, ShardRing};
@@ -43,13 +43,14 @@ pub struct DataPath {
 }
 
 /// Relays `src` to `dst` until `src` reaches EOF, then half-closes `dst`. Returns the bytes
-/// moved; every chunk is also added to `counter` and touches `activity` as it goes.
+/// moved; every chunk is also added to `bytes` (the shard's and the session's counters)
+/// and touches `activity` as it goes.
 pub async fn pump(
     src: &Conn,
     dst: &Conn,
     dp: &DataPath,
     stats: &ShardStats,
-    counter: &AtomicU64,
+    bytes: ByteTally<'_>,
     activity: &Activity,
 ) -> Result<u64, DirectionError> {
     let mut policy = Policy::new(dp.mode, dp.tuning);
@@ -92,7 +93,7 @@ pub async fn pump(
             break;
         }
         total += moved as u64;
-        ShardStats::add(counter, moved as u64);
+        bytes.add(moved as u64);
         activity.touch();
     }
     dst.shutdown_write().map_err(|error| DirectionError {

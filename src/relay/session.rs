@@ -8,6 +8,7 @@ use futures_lite::future::{or, zip};
 
 use super::direction::{pump, DataPath, DirectionError, Side};
 use super::idle::Activity;
+use crate::control::registry::Live;
 use crate::control::stats::ShardStats;
 use crate::engine::runtime::{connect, sleep, Conn};
 
@@ -49,25 +50,30 @@ pub async fn relay_to(
     backend: SocketAddr,
     connect_timeout: Duration,
     dp: &DataPath,
-    stats: &ShardStats,
+    live: Live<'_>,
 ) -> SessionEnd {
-    relay_after(client, &[], backend, connect_timeout, dp, stats).await
+    relay_after(client, &[], backend, connect_timeout, dp, live).await
 }
 
 /// [`relay_to`] for a client whose first bytes (`already_read`, by the sniffer) must reach
-/// the backend before the rest.
+/// the backend before the rest. The session is marked established (its start line) once
+/// the backend is connected.
 pub async fn relay_after(
     client: Conn,
     already_read: &[u8],
     backend: SocketAddr,
     connect_timeout: Duration,
     dp: &DataPath,
-    stats: &ShardStats,
+    live: Live<'_>,
 ) -> SessionEnd {
+    live.set_target(backend);
     let backend_conn = match connect_patiently(backend, connect_timeout).await {
-        Ok(conn) => conn,
+        Ok(conn) => {
+            live.established();
+            conn
+        }
         Err(error) => {
-            ShardStats::add(&stats.backend_connect_failures, 1);
+            ShardStats::add(&live.stats.backend_connect_failures, 1);
             client.shutdown_both();
             return SessionEnd::BackendUnreachable { backend, error };
         }
@@ -80,9 +86,9 @@ pub async fn relay_after(
                 error,
             };
         }
-        ShardStats::add(&stats.bytes_client_to_backend, already_read.len() as u64);
+        live.to_backend().add(already_read.len() as u64);
     }
-    relay(&client, &backend_conn, dp, stats).await
+    relay(&client, &backend_conn, dp, live).await
 }
 
 /// Connects within `timeout`. Running out of descriptors is local and passing (sessions end,
@@ -107,34 +113,19 @@ async fn connect_patiently(backend: SocketAddr, timeout: Duration) -> io::Result
 /// Runs both directions of an established session. When one fails, both sockets are shut
 /// down so the other direction ends at once; a reset is passed on as a reset. A session
 /// quiet for the idle timeout is closed both ways (counted, logged at a bounded rate).
-pub async fn relay(client: &Conn, backend: &Conn, dp: &DataPath, stats: &ShardStats) -> SessionEnd {
+pub async fn relay(client: &Conn, backend: &Conn, dp: &DataPath, live: Live<'_>) -> SessionEnd {
+    let stats = live.stats;
     let activity = Activity::default();
     let timeout = dp.idle.get();
     let upstream = async {
-        let r = pump(
-            client,
-            backend,
-            dp,
-            stats,
-            &stats.bytes_client_to_backend,
-            &activity,
-        )
-        .await;
+        let r = pump(client, backend, dp, stats, live.to_backend(), &activity).await;
         if let Err(e) = &r {
             tear_down(e, client, backend);
         }
         r
     };
     let downstream = async {
-        let r = pump(
-            backend,
-            client,
-            dp,
-            stats,
-            &stats.bytes_backend_to_client,
-            &activity,
-        )
-        .await;
+        let r = pump(backend, client, dp, stats, live.to_client(), &activity).await;
         if let Err(e) = &r {
             tear_down(e, backend, client);
         }

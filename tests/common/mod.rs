@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod xpra;
+pub mod xpra_login;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -27,10 +28,15 @@ pub struct RelayProcess {
 impl RelayProcess {
     /// Starts `deskrelay proxy --bind 127.0.0.1:0 ARGS...` and waits for `listening on`.
     pub fn start(args: &[&str]) -> Self {
+        Self::start_logging(args, "info")
+    }
+
+    /// [`RelayProcess::start`] with `DESKRELAY_LOG` set to `filter`.
+    pub fn start_logging(args: &[&str], filter: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_deskrelay"))
             .args(["proxy", "--bind", "127.0.0.1:0"])
             .args(args)
-            .env("DESKRELAY_LOG", "info")
+            .env("DESKRELAY_LOG", filter)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

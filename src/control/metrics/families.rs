@@ -101,6 +101,18 @@ pub const SHARD_COUNTERS: &[ShardRow] = &[
         labels: &[],
         get: |s| &s.idle_timeouts,
     },
+    ShardRow {
+        name: "deskrelay_ws_token_upgrades_total",
+        help: "WebSocket upgrades asking for a ?token=, by outcome.",
+        labels: &[("result", "accepted")],
+        get: |s| &s.ws_token_successes,
+    },
+    ShardRow {
+        name: "deskrelay_ws_token_upgrades_total",
+        help: "WebSocket upgrades asking for a ?token=, by outcome.",
+        labels: &[("result", "unknown_token")],
+        get: |s| &s.ws_token_failures,
+    },
 ];
 
 /// Per-shard gauges of [`ShardStats`], shown like the counters.

@@ -30,7 +30,7 @@ pub use request::{looks_like_http, parse, sniff, Method, Request, Sniff, Version
 pub use response::{Response, Status};
 pub use static_files::{BodySource, FileInfo, Resolved, StaticResponse, WebRoot};
 pub use tokens::{Target, TokenFile, TokenFileError, TokenLookup};
-pub use upgrade::{accept, Accepted, Route, UpgradePolicy};
+pub use upgrade::{accept, Accepted, Route, UpgradePolicy, UNKNOWN_TOKEN};
 
 /// What to do with one parsed request.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -28,6 +28,9 @@ use super::request::{is_websocket_key, Request, Version};
 use super::response::{Response, Status};
 use super::tokens::{Target, TokenLookup};
 
+/// The refusal of a `?token=` the tokens map does not know (counted as a failure).
+pub const UNKNOWN_TOKEN: &str = "unknown token";
+
 /// The subprotocol we speak.
 pub const SUBPROTOCOL: &str = "binary";
 
@@ -160,7 +163,7 @@ fn route(req: &Request, policy: &UpgradePolicy) -> Result<Route, HttpError> {
         .filter(|_| !token.is_empty())
         .and_then(|map| map.lookup(token))
         .map(Route::Token)
-        .ok_or(HttpError::Forbidden("unknown token"))
+        .ok_or(HttpError::Forbidden(UNKNOWN_TOKEN))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use std::task::Poll;
 use futures_lite::future::poll_fn;
 
 use super::gate::{Gate, Step};
+use crate::control::registry::ByteTally;
 use crate::relay::buffer_pool::BufferPool;
 use crate::relay::direction::Side;
 use crate::relay::idle::Meter;
@@ -51,9 +52,17 @@ pub enum ForwardError {
     Protocol(#[from] ProtocolError),
 }
 
+/// Where a direction's writes are seen: the session's activity (for the idle timeout) and
+/// its byte counters (the session's and its shard's).
+#[derive(Clone, Copy)]
+pub struct Written<'a> {
+    pub meter: &'a Meter<'a>,
+    pub bytes: ByteTally<'a>,
+}
+
 /// Relays frames from `src` to `dst` through `gate` until EOF or a verdict ends it,
 /// starting with `carry` (bytes already read from `src`). `on_watched` gets each watched
-/// frame whole; `meter` counts what was written to `dst` (and the session's activity).
+/// frame whole; `written` sees what was written to `dst`.
 pub async fn forward(
     src: &impl ByteStream,
     dst: &impl ByteStream,
@@ -61,8 +70,9 @@ pub async fn forward(
     pool: &BufferPool,
     mut carry: Vec<u8>,
     mut on_watched: impl FnMut(&str, &[u8]) -> Verdict,
-    meter: &Meter<'_>,
+    written: Written<'_>,
 ) -> Result<ForwardEnd, ForwardError> {
+    let Written { meter, bytes } = written;
     let mut steps = Vec::new();
     loop {
         let (mut buf, n) = read_after(src, pool, &carry).await?;
@@ -86,15 +96,15 @@ pub async fn forward(
         let mut end = false;
         for step in &steps {
             let result = match step {
-                Step::Pass(range) => write(dst, &input[range.clone()], meter).await,
+                Step::Pass(range) => write(dst, &input[range.clone()], meter, bytes).await,
                 Step::Watched { kind, frame } => {
                     let raw = &input[frame.clone()];
                     match on_watched(kind, raw) {
-                        Verdict::Forward => write(dst, raw, meter).await,
-                        Verdict::Replace(frame) => write(dst, &frame, meter).await,
+                        Verdict::Forward => write(dst, raw, meter, bytes).await,
+                        Verdict::Replace(frame) => write(dst, &frame, meter, bytes).await,
                         Verdict::ForwardAndEnd => {
                             end = true;
-                            write(dst, raw, meter).await
+                            write(dst, raw, meter, bytes).await
                         }
                         Verdict::Drop => Ok(()),
                     }
@@ -120,14 +130,21 @@ pub async fn forward(
     }
 }
 
-async fn write(dst: &impl ByteStream, bytes: &[u8], meter: &Meter<'_>) -> Result<(), ForwardError> {
+async fn write(
+    dst: &impl ByteStream,
+    bytes: &[u8],
+    meter: &Meter<'_>,
+    counter: ByteTally<'_>,
+) -> Result<(), ForwardError> {
     meter
         .write(dst, bytes)
         .await
         .map_err(|error| ForwardError::Io {
             side: Side::Destination,
             error,
-        })
+        })?;
+    counter.add(bytes.len() as u64);
+    Ok(())
 }
 
 /// Reads once into a pooled buffer, after a copy of `carry`. A carry larger than half a

@@ -99,7 +99,7 @@ pub async fn admit(
             let ip = ctx.client_addr.map(|a| a.ip());
             let user = username.as_deref();
             let throttled = |b: Blocked| {
-                ShardStats::add(&ctx.stats.auth_throttled, 1);
+                ShardStats::add(&ctx.live.stats.auth_throttled, 1);
                 let detail = format!("{THROTTLED}; retry in {} s", b.retry_secs());
                 Refusal::throttled(&detail, encoding)
             };

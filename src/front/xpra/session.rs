@@ -11,7 +11,7 @@ use bytes::BytesMut;
 use futures_lite::future::{or, poll_fn, zip};
 
 use super::backend::join;
-use super::forward::{forward, ForwardEnd, ForwardError, Verdict};
+use super::forward::{forward, ForwardEnd, ForwardError, Verdict, Written};
 use super::gate::Gate;
 use super::handshake::reason;
 use super::handshake::{admit, refusal_frame};
@@ -55,9 +55,11 @@ pub enum XpraEnd {
     },
 }
 
-/// Serves one accepted connection on the xpra door.
+/// Serves one accepted connection on the xpra door; its registry entry (`ctx.live`) learns
+/// the user and target once the session is joined, and counts its bytes.
 pub async fn serve(door: &XpraDoor, client: impl ByteStream, ctx: &Ctx<'_>) -> XpraEnd {
-    let (shard, pool) = (ctx.shard, &ctx.dp.buffers);
+    let live = ctx.live;
+    let (shard, pool) = (live.shard(), &ctx.dp.buffers);
     let hello_at = Instant::now();
     let mut admitted = match admit(door, &client, ctx).await {
         Ok(a) => a,
@@ -68,11 +70,15 @@ pub async fn serve(door: &XpraDoor, client: impl ByteStream, ctx: &Ctx<'_>) -> X
         Err(refusal) => return refuse(&client, refusal).await,
     };
     crate::control::metrics::xpra_joined(hello_at.elapsed());
+    live.set_user(admitted.username.as_deref());
+    live.set_target(&admitted.target);
+    live.established();
     let started = Instant::now();
     let backend = &joined.backend;
     let activity = Activity::default();
     let to_server = Meter::new(&activity);
     let to_client = Meter::new(&activity);
+    let (server_bytes, client_bytes) = (live.to_backend(), live.to_client());
     let idle_timeout = ctx.dp.idle.get();
     let idle = Cell::new(false);
     let why = Cell::new(None::<String>);
@@ -102,7 +108,10 @@ pub async fn serve(door: &XpraDoor, client: impl ByteStream, ctx: &Ctx<'_>) -> X
                     Verdict::Drop
                 }
             },
-            &to_server,
+            Written {
+                meter: &to_server,
+                bytes: server_bytes,
+            },
         )
         .await;
         if matches!(r, Ok(ForwardEnd::Ended)) {
@@ -127,8 +136,8 @@ pub async fn serve(door: &XpraDoor, client: impl ByteStream, ctx: &Ctx<'_>) -> X
                         shard,
                         client_rtt_ms: admitted.client_rtt_ms,
                         server_connect_ms: joined.connect_ms,
-                        bytes_to_server: to_server.bytes(),
-                        bytes_to_client: to_client.bytes(),
+                        bytes_to_server: server_bytes.session_bytes(),
+                        bytes_to_client: client_bytes.session_bytes(),
                     };
                     match rewrite_info(frame, &info, door.max_packet) {
                         Some(new) => Verdict::Replace(new),
@@ -136,7 +145,10 @@ pub async fn serve(door: &XpraDoor, client: impl ByteStream, ctx: &Ctx<'_>) -> X
                     }
                 }
             },
-            &to_client,
+            Written {
+                meter: &to_client,
+                bytes: client_bytes,
+            },
         )
         .await;
         if matches!(r, Ok(ForwardEnd::Ended)) {
@@ -161,7 +173,7 @@ pub async fn serve(door: &XpraDoor, client: impl ByteStream, ctx: &Ctx<'_>) -> X
     let (up, down) = or(or(zip(upstream, downstream), grace), quiet).await;
     if idle.get() {
         let after = idle_timeout.unwrap_or_default();
-        ctx.dp.idle.closed(ctx.stats, "xpra", after);
+        ctx.dp.idle.closed(ctx.live.stats, "xpra", after);
         note(format!("idle timeout ({} s)", after.as_secs_f64()));
         let detail = format!("no traffic for {} s", after.as_secs_f64());
         let frame = disconnect_frame(reason::IDLE_TIMEOUT, &detail, admitted.encoding);
@@ -194,8 +206,8 @@ pub async fn serve(door: &XpraDoor, client: impl ByteStream, ctx: &Ctx<'_>) -> X
     XpraEnd::Closed {
         user: admitted.username.clone(),
         target: admitted.target.to_string(),
-        to_server: to_server.bytes(),
-        to_client: to_client.bytes(),
+        to_server: server_bytes.session_bytes(),
+        to_client: client_bytes.session_bytes(),
         secs: started.elapsed().as_secs_f64(),
         why: why.take().unwrap_or_else(|| "closed".into()),
     }

@@ -1,0 +1,104 @@
+//! A scripted xpra 3.1.3 login (hello, challenge, answer) and a session server that answers
+//! hellos, for tests that need an authenticated xpra session without a real xpra.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use deskrelay::xpra::auth::{answer, Transport};
+use deskrelay::xpra::{encode_frame, Compression, Encoding, FrameDecoder, Limits, Packet, Value};
+
+/// A client hello asking for a challenge.
+pub fn hello(user: &str) -> Value {
+    let digests = Value::List(vec![Value::str("hmac+sha512"), Value::str("hmac+sha256")]);
+    let mut caps = Value::Dict(vec![]);
+    caps.insert("version", Value::str("3.1.3"));
+    caps.insert("username", Value::str(user));
+    caps.insert("challenge", Value::Bool(true));
+    caps.insert("digest", digests.clone());
+    caps.insert("salt-digest", digests);
+    caps
+}
+
+/// One packet as a frame.
+pub fn frame(items: Vec<Value>) -> Vec<u8> {
+    encode_frame(&Packet::new(items), Encoding::Rencode, Compression::None).unwrap()
+}
+
+pub fn read_packet(s: &mut TcpStream) -> Option<Vec<Value>> {
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut dec = FrameDecoder::new(Limits::default());
+    let mut buf = BytesMut::new();
+    let mut chunk = [0u8; 1];
+    // A byte at a time: nothing past the packet is consumed.
+    loop {
+        if let Some(d) = dec.decode(&mut buf).expect("valid frames") {
+            return Some(d.packet.items);
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// A login through the relay at `relay`: the stream, the packet that ended the handshake
+/// (`hello` or `disconnect`), and the challenge response that was sent.
+pub fn login(relay: SocketAddr, user: &str, password: &str) -> (TcpStream, Vec<Value>, String) {
+    let mut s = super::connect(relay);
+    s.write_all(&frame(vec![Value::str("hello"), hello(user)]))
+        .unwrap();
+    let challenge = read_packet(&mut s).expect("a challenge");
+    assert_eq!(challenge[0].as_str(), Some("challenge"), "{challenge:?}");
+    let mut second = hello(user);
+    answer(&challenge, password.as_bytes(), Transport::Loopback)
+        .expect("a digest we know")
+        .apply(&mut second);
+    let response = second
+        .get("challenge_response")
+        .and_then(Value::as_str)
+        .expect("an hmac response")
+        .to_string();
+    s.write_all(&frame(vec![Value::str("hello"), second]))
+        .unwrap();
+    let end = read_packet(&mut s).expect("an answer");
+    (s, end, response)
+}
+
+/// A session server: answers the hello with a hello, then echoes every byte.
+pub fn echo_session_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || {
+                if read_packet(&mut s).is_none() {
+                    return;
+                }
+                let reply = frame(vec![Value::str("hello"), Value::Dict(vec![])]);
+                if s.write_all(&reply).is_err() {
+                    return;
+                }
+                let mut buf = [0u8; 16384];
+                while let Ok(n @ 1..) = s.read(&mut buf) {
+                    if s.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A multifile with one user, mode 0600.
+pub fn write_users(path: &std::path::Path, user: &str, password: &str, session: SocketAddr) {
+    std::fs::write(
+        path,
+        format!("{user}|{password}|1000|1000|tcp://{session}/||\n"),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
