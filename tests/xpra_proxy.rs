@@ -155,7 +155,8 @@ fn a_user_with_two_sessions_picks_one_by_display_or_is_asked_to() {
         .wait_for_window("xclock", STARTUP)
         .unwrap_or_else(|e| panic!("{e}\nrelay:\n{}", relay.stderr()));
     drop(by_display);
-    let ended = format!("target=:{} ", local.display);
+    // The session's end line (the start line has no byte counts).
+    let ended = format!("target=\":{}\" to_backend=", local.display);
     assert!(relay.wait_for_log(&ended, STARTUP), "{}", relay.stderr());
 
     // By port: the TCP session.
@@ -165,7 +166,7 @@ fn a_user_with_two_sessions_picks_one_by_display_or_is_asked_to() {
         .wait_for_window("xclock", STARTUP)
         .unwrap_or_else(|e| panic!("{e}\nrelay:\n{}", relay.stderr()));
     drop(by_port);
-    let ended = format!("target=tcp://127.0.0.1:{}/ ", tcp.port);
+    let ended = format!("target=\"tcp://127.0.0.1:{}/\" to_backend=", tcp.port);
     assert!(relay.wait_for_log(&ended, STARTUP), "{}", relay.stderr());
 }
 
