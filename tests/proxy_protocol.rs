@@ -120,3 +120,43 @@ fn an_untrusted_peer_cannot_claim_an_address() {
         Some(me)
     );
 }
+
+/// A WebSocket token's backend gets the header too, before the first bridged byte.
+#[test]
+fn a_token_backend_is_told_the_client_address() {
+    let (backend, sources) = header_backend();
+    let dir = std::env::temp_dir().join(format!("deskrelay-pp-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, format!("desk: {backend}\n")).unwrap();
+    let relay = RelayProcess::start(&["--tokens", tokens.to_str().unwrap(), "--send-proxy"]);
+    let mut s = relay.connect();
+    let me = s.local_addr().unwrap();
+    s.write_all(
+        b"GET /?token=desk HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101 "));
+    // One masked binary frame "hello" out; the backend echoes it; one frame back.
+    let key = [9u8, 8, 7, 6];
+    let mut frame = vec![0x82, 0x80 | 5];
+    frame.extend_from_slice(&key);
+    frame.extend(b"hello".iter().enumerate().map(|(i, c)| c ^ key[i % 4]));
+    s.write_all(&frame).unwrap();
+    let mut back = [0u8; 7];
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"\x82\x05hello");
+    assert_eq!(
+        sources.recv_timeout(Duration::from_secs(10)).unwrap(),
+        Some(me)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -319,7 +319,8 @@ pub struct ProxyArgs {
     #[arg(long = "accept-proxy-from", value_name = "CIDR", value_delimiter = ',')]
     pub accept_proxy_from: Vec<Cidr>,
 
-    /// Start every backend connection with a PROXY v2 header naming the client.
+    /// Start every L4, fallback and WebSocket-token backend connection with a PROXY v2
+    /// header naming the client (xpra sessions: never, xpra does not read one).
     #[arg(long)]
     pub send_proxy: bool,
 

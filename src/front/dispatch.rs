@@ -79,6 +79,17 @@ impl Ctx<'_> {
             (false, _) => Vec::new(),
         }
     }
+
+    /// Connects to the backend of a bridged session (a token's target, the fallback behind
+    /// TLS), the PROXY v2 header written first under `--send-proxy`.
+    pub async fn connect_backend(&self, addr: SocketAddr) -> std::io::Result<Conn> {
+        let backend = connect(addr, self.connect_timeout).await?;
+        let header = self.proxy_header_for(addr);
+        if !header.is_empty() {
+            backend.write_all(&header).await?;
+        }
+        Ok(backend)
+    }
 }
 
 /// Sniffs `client` and serves it through the door its first bytes name.
@@ -170,7 +181,7 @@ async fn serve_tls(
         }
         (Kind::Http, _, _) if doors.web.is_some() => serve_web(doors, stream, &ctx).await,
         // TLS terminated here, the plaintext relayed to the fallback server.
-        (_, _, Some(addr)) => match connect(addr, ctx.connect_timeout).await {
+        (_, _, Some(addr)) => match ctx.connect_backend(addr).await {
             Ok(backend) => {
                 ctx.live.set_door(Door::Fallback);
                 ctx.live.set_target(addr);

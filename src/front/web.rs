@@ -22,7 +22,7 @@ use super::ws::{CloseCode, WsStream};
 use super::xpra::{self, XpraDoor, XpraEnd};
 use crate::control::registry::{Door, Live};
 use crate::control::stats::ShardStats;
-use crate::engine::runtime::{connect, sleep, within};
+use crate::engine::runtime::{sleep, within};
 use crate::relay::bridge::{bridge, BridgeEnd};
 use crate::relay::buffer_pool::BufferPool;
 use crate::relay::stream::{ByteStream, Prefixed};
@@ -191,7 +191,7 @@ async fn upgraded<S: ByteStream>(
                 }
             };
             let backend = match addr {
-                Some(a) => connect(a, ctx.connect_timeout).await.ok(),
+                Some(a) => ctx.connect_backend(a).await.ok(),
                 None => None,
             };
             let Some(backend) = backend else {
