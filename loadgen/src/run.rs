@@ -223,6 +223,10 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
+    // Every worker accepts on a dup of this socket, and glommio tries a plain accept(2)
+    // before io_uring: on a blocking socket a worker that lost the race for a connection
+    // slept in accept(2), its whole executor with it (found by the soak run).
+    socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     Ok(socket.into())
