@@ -6,46 +6,14 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use common::xpra_login::{echo_session_server, hello, read_packet, send};
 use common::{connect_from, Backend, RelayProcess};
 use deskrelay::xpra::auth::{answer, Transport};
-use deskrelay::xpra::{encode_frame, Compression, Encoding, FrameDecoder, Limits, Packet, Value};
-
-fn hello(user: &str) -> Value {
-    let digests = Value::List(vec![Value::str("hmac+sha256")]);
-    let mut caps = Value::Dict(vec![]);
-    caps.insert("version", Value::str("3.1.3"));
-    caps.insert("username", Value::str(user));
-    caps.insert("challenge", Value::Bool(true));
-    caps.insert("digest", digests.clone());
-    caps.insert("salt-digest", digests);
-    caps
-}
-
-fn send(s: &mut TcpStream, items: Vec<Value>) {
-    let f = encode_frame(&Packet::new(items), Encoding::Rencode, Compression::None).unwrap();
-    s.write_all(&f).unwrap();
-}
-
-fn read_packet(s: &mut TcpStream) -> Option<Vec<Value>> {
-    let mut dec = FrameDecoder::new(Limits::default());
-    let mut buf = BytesMut::new();
-    let mut chunk = [0u8; 16384];
-    loop {
-        if let Some(d) = dec.decode(&mut buf).expect("valid frames") {
-            return Some(d.packet.items);
-        }
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
+use deskrelay::xpra::Value;
 
 /// One login from `source`: the packet that ends the handshake (`hello`, or the
 /// `disconnect` with its code and detail), as strings.
@@ -66,23 +34,6 @@ fn login(relay: &RelayProcess, source: &str, user: &str, password: &str) -> Vec<
     last.iter()
         .map(|v| v.as_str().unwrap_or("(not a string)").to_string())
         .collect()
-}
-
-/// A session server that answers every hello with a hello.
-fn hello_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for mut s in listener.incoming().map_while(Result::ok) {
-            std::thread::spawn(move || {
-                if read_packet(&mut s).is_some() {
-                    send(&mut s, vec![Value::str("hello"), Value::Dict(vec![])]);
-                    let _ = s.read(&mut [0u8; 1]);
-                }
-            });
-        }
-    });
-    addr
 }
 
 struct Scratch(PathBuf);
@@ -111,7 +62,7 @@ impl Drop for Scratch {
 
 /// A relay over a multifile with `ann` and `zoe`; blocks after 3 failures, 2 s then 4 s.
 fn xpra_relay(scratch: &Scratch) -> RelayProcess {
-    let session = hello_server();
+    let session = echo_session_server();
     let users = scratch.file(
         "users",
         &format!(

@@ -6,16 +6,15 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use common::xpra_login::{echo_session_server, frame, hello, login, read_packet};
 use common::RelayProcess;
-use deskrelay::xpra::auth::{answer, Transport};
-use deskrelay::xpra::{encode_frame, Compression, Encoding, FrameDecoder, Limits, Packet, Value};
+use deskrelay::xpra::Value;
 
 /// The relay's pre-auth and HTTP request deadlines in these tests.
 const DEADLINE_S: u64 = 2;
@@ -43,36 +42,6 @@ impl Drop for Scratch {
     }
 }
 
-fn frame(items: Vec<Value>) -> Vec<u8> {
-    encode_frame(&Packet::new(items), Encoding::Rencode, Compression::None).unwrap()
-}
-
-fn hello(user: &str) -> Value {
-    let digests = Value::List(vec![Value::str("hmac+sha256")]);
-    let mut caps = Value::Dict(vec![]);
-    caps.insert("version", Value::str("3.1.3"));
-    caps.insert("username", Value::str(user));
-    caps.insert("challenge", Value::Bool(true));
-    caps.insert("digest", digests.clone());
-    caps.insert("salt-digest", digests);
-    caps
-}
-
-fn read_packet(s: &mut TcpStream) -> Option<Vec<Value>> {
-    let mut dec = FrameDecoder::new(Limits::default());
-    let mut buf = BytesMut::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(d) = dec.decode(&mut buf).expect("valid frames") {
-            return Some(d.packet.items);
-        }
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
-
 /// The `[code, detail]` of the disconnect the relay sent, or a panic saying what came.
 fn disconnect(s: &mut TcpStream) -> (String, String) {
     let p = read_packet(s).expect("a disconnect packet, not a bare close");
@@ -81,42 +50,9 @@ fn disconnect(s: &mut TcpStream) -> (String, String) {
     (text(1), text(2))
 }
 
-/// A session server: answers the relay's hello with a hello, then echoes every byte.
-fn echo_session_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    thread::spawn(move || {
-        for mut s in listener.incoming().map_while(Result::ok) {
-            thread::spawn(move || {
-                if read_packet(&mut s).is_none() {
-                    return;
-                }
-                let _ = s.write_all(&frame(vec![Value::str("hello"), Value::Dict(vec![])]));
-                let mut buf = [0u8; 16384];
-                while let Ok(n @ 1..) = s.read(&mut buf) {
-                    if s.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
 /// A user logged in through the relay, its session's hello received.
 fn established(relay: &RelayProcess) -> TcpStream {
-    let mut s = relay.connect();
-    s.write_all(&frame(vec![Value::str("hello"), hello("zoe")]))
-        .unwrap();
-    let challenge = read_packet(&mut s).expect("a challenge");
-    let mut second = hello("zoe");
-    answer(&challenge, b"zoe-pw", Transport::Loopback)
-        .unwrap()
-        .apply(&mut second);
-    s.write_all(&frame(vec![Value::str("hello"), second]))
-        .unwrap();
-    let reply = read_packet(&mut s).expect("the session's hello");
+    let (s, reply, _) = login(relay.addr, "zoe", "zoe-pw");
     assert_eq!(reply[0].as_str(), Some("hello"), "{reply:?}");
     s
 }

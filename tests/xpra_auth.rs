@@ -4,47 +4,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::time::Duration;
 
-use bytes::BytesMut;
+use common::xpra_login::{echo_session_server, hello, read_packet, send};
 use common::RelayProcess;
 use deskrelay::xpra::auth::{answer, Transport};
-use deskrelay::xpra::{encode_frame, Compression, Encoding, FrameDecoder, Limits, Packet, Value};
-
-fn hello(user: &str) -> Value {
-    let digests = Value::List(vec![Value::str("hmac+sha512"), Value::str("hmac+sha256")]);
-    let mut caps = Value::Dict(vec![]);
-    caps.insert("version", Value::str("3.1.3"));
-    caps.insert("username", Value::str(user));
-    caps.insert("challenge", Value::Bool(true));
-    caps.insert("digest", digests.clone());
-    caps.insert("salt-digest", digests);
-    caps
-}
-
-fn send(s: &mut TcpStream, items: Vec<Value>) {
-    let f = encode_frame(&Packet::new(items), Encoding::Rencode, Compression::None).unwrap();
-    s.write_all(&f).unwrap();
-}
-
-fn read_packet(s: &mut TcpStream) -> Option<Vec<Value>> {
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut dec = FrameDecoder::new(Limits::default());
-    let mut buf = BytesMut::new();
-    let mut chunk = [0u8; 16384];
-    loop {
-        if let Some(d) = dec.decode(&mut buf).expect("valid frames") {
-            return Some(d.packet.items);
-        }
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
+use deskrelay::xpra::Value;
 
 /// One login attempt: the packet that ends the handshake (`hello` or `disconnect`), and the
 /// second hello that was sent (for replays).
@@ -59,23 +24,6 @@ fn login(relay: &RelayProcess, user: &str, password: &str) -> (Vec<Value>, Value
         .apply(&mut second);
     send(&mut s, vec![Value::str("hello"), second.clone()]);
     (read_packet(&mut s).expect("an answer"), second)
-}
-
-/// A session server that answers every hello with a hello.
-fn hello_server() -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for mut s in listener.incoming().map_while(Result::ok) {
-            std::thread::spawn(move || {
-                if read_packet(&mut s).is_some() {
-                    send(&mut s, vec![Value::str("hello"), Value::Dict(vec![])]);
-                    let _ = s.read(&mut [0u8; 1]);
-                }
-            });
-        }
-    });
-    addr
 }
 
 fn write_users(path: &std::path::Path, password: &str, session: std::net::SocketAddr) {
@@ -94,7 +42,7 @@ fn a_changed_multifile_takes_effect_on_the_next_login_and_a_replay_is_refused() 
     let dir = std::env::temp_dir().join(format!("deskrelay-auth-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let users = dir.join("users");
-    let session = hello_server();
+    let session = echo_session_server();
     write_users(&users, "first-pw", session);
     let relay = RelayProcess::start(&["--auth", &format!("multifile:{}", users.display())]);
 

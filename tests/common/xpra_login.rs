@@ -26,6 +26,12 @@ pub fn frame(items: Vec<Value>) -> Vec<u8> {
     encode_frame(&Packet::new(items), Encoding::Rencode, Compression::None).unwrap()
 }
 
+/// Writes one packet.
+pub fn send(s: &mut TcpStream, items: Vec<Value>) {
+    s.write_all(&frame(items)).unwrap();
+}
+
+/// Reads one packet (None when the stream ends first).
 pub fn read_packet(s: &mut TcpStream) -> Option<Vec<Value>> {
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut dec = FrameDecoder::new(Limits::default());
