@@ -6,12 +6,10 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::xpra_login::{echo_session_server, hello, read_packet, send};
-use common::{connect_from, Backend, RelayProcess};
+use common::{connect_from, Backend, RelayProcess, Scratch};
 use deskrelay::xpra::auth::{answer, Transport};
 use deskrelay::xpra::Value;
 
@@ -36,30 +34,6 @@ fn login(relay: &RelayProcess, source: &str, user: &str, password: &str) -> Vec<
         .collect()
 }
 
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("deskrelay-throttle-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, text).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-        p
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A relay over a multifile with `ann` and `zoe`; blocks after 3 failures, 2 s then 4 s.
 fn xpra_relay(scratch: &Scratch) -> RelayProcess {
     let session = echo_session_server();
@@ -81,20 +55,9 @@ fn xpra_relay(scratch: &Scratch) -> RelayProcess {
     ])
 }
 
-/// Stops the relay and returns its closing summary line.
-fn summary(mut relay: RelayProcess) -> String {
-    relay.signal(libc::SIGTERM);
-    relay.wait_exit(Duration::from_secs(20)).expect("exits");
-    let log = relay.stderr();
-    log.lines()
-        .find(|l| l.contains("stopped"))
-        .unwrap_or_else(|| panic!("no summary in\n{log}"))
-        .to_string()
-}
-
 #[test]
 fn an_address_that_keeps_failing_is_refused_and_a_good_user_elsewhere_is_not() {
-    let scratch = Scratch::new("addr");
+    let scratch = Scratch::new("throttle-addr");
     let relay = xpra_relay(&scratch);
     // Three wrong guesses from 127.0.0.1, each for another name: the address is blocked,
     // none of the names is.
@@ -139,12 +102,12 @@ fn an_address_that_keeps_failing_is_refused_and_a_good_user_elsewhere_is_not() {
     assert_eq!(got[2], "authentication failed");
     let got = login(&relay, "127.0.0.1", "ann", "ann-pw");
     assert_eq!(got[2], "too many failed logins; retry in 4 s");
-    assert!(summary(relay).contains("auth_throttled=2"));
+    assert!(relay.stop_summary().contains("auth_throttled=2"));
 }
 
 #[test]
 fn a_user_that_keeps_failing_is_refused_from_any_address_until_the_block_ends() {
-    let scratch = Scratch::new("user");
+    let scratch = Scratch::new("throttle-user");
     let relay = xpra_relay(&scratch);
     for source in ["127.0.0.3", "127.0.0.4", "127.0.0.5"] {
         let got = login(&relay, source, "zoe", "guess");
@@ -195,7 +158,7 @@ fn upgrade(relay: &RelayProcess, source: &str, token: &str) -> (String, Option<S
 
 #[test]
 fn bad_tokens_from_one_address_get_429_with_retry_after() {
-    let scratch = Scratch::new("tokens");
+    let scratch = Scratch::new("throttle-tokens");
     let echo = Backend::echo();
     let tokens = scratch.file("tokens", &format!("good: {}\n", echo.addr));
     let relay = RelayProcess::start(&[
@@ -221,5 +184,5 @@ fn bad_tokens_from_one_address_get_429_with_retry_after() {
     let (status, _) = upgrade(&relay, "127.0.0.2", "good");
     assert_eq!(status, "HTTP/1.1 101 Switching Protocols");
     assert!(relay.wait_for_log("address 127.0.0.1 blocked for 30 s", Duration::from_secs(5)));
-    assert!(summary(relay).contains("auth_throttled=2"));
+    assert!(relay.stop_summary().contains("auth_throttled=2"));
 }

@@ -7,35 +7,13 @@ mod common;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::xpra_login::{echo_session_server, frame, login, write_users};
-use common::{Backend, RelayProcess};
+use common::{Backend, RelayProcess, Scratch};
 use deskrelay::xpra::Value;
-
-/// A private directory for one test's files, removed at the end.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("deskrelay-ctl-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Runs `deskrelay ARGS...` to completion.
 fn deskrelay(args: &[&str]) -> Output {
@@ -63,7 +41,7 @@ fn text(out: &Output) -> String {
 
 #[test]
 fn info_and_list_show_a_live_xpra_session_with_its_user_target_and_bytes() {
-    let scratch = Scratch::new("live");
+    let scratch = Scratch::new("ctl-live");
     let session = echo_session_server();
     let users = scratch.path("users");
     write_users(&users, "zoe", "correct horse", session);
@@ -163,7 +141,7 @@ fn info_and_list_show_a_live_xpra_session_with_its_user_target_and_bytes() {
 
 #[test]
 fn stop_drains_then_the_relay_exits_0_and_its_private_socket_goes_away() {
-    let scratch = Scratch::new("stop");
+    let scratch = Scratch::new("ctl-stop");
     let echo = Backend::echo();
     let socket = scratch.path("ctl.sock");
     let sock = socket.to_str().unwrap();
@@ -217,7 +195,7 @@ fn stop_drains_then_the_relay_exits_0_and_its_private_socket_goes_away() {
 
 #[test]
 fn a_stale_socket_from_a_killed_relay_is_replaced() {
-    let scratch = Scratch::new("stale");
+    let scratch = Scratch::new("ctl-stale");
     let echo = Backend::echo();
     let socket = scratch.path("ctl.sock");
     let sock = socket.to_str().unwrap();

@@ -7,40 +7,15 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::xpra_login::{echo_session_server, frame, hello, login, read_packet};
-use common::RelayProcess;
+use common::{RelayProcess, Scratch};
 use deskrelay::xpra::Value;
 
 /// The relay's pre-auth and HTTP request deadlines in these tests.
 const DEADLINE_S: u64 = 2;
-
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("deskrelay-faults-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn secret(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        path
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The `[code, detail]` of the disconnect the relay sent, or a panic saying what came.
 fn disconnect(s: &mut TcpStream) -> (String, String) {
@@ -93,16 +68,16 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new("faults");
     let session = echo_session_server();
-    let users = scratch.secret(
+    let users = scratch.file(
         "users",
         &format!("zoe|zoe-pw|1000|1000|tcp://{session}/||\n"),
     );
-    let tokens = scratch.secret("tokens", &format!("desk: {session}\n"));
+    let tokens = scratch.file("tokens", &format!("desk: {session}\n"));
     let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
-    let cert = scratch.secret("cert.pem", &key.cert.pem());
-    let cert_key = scratch.secret("key.pem", &key.key_pair.serialize_pem());
+    let cert = scratch.file("cert.pem", &key.cert.pem());
+    let cert_key = scratch.file("key.pem", &key.key_pair.serialize_pem());
     let deadline = DEADLINE_S.to_string();
     let relay = RelayProcess::start(&[
         "--auth",

@@ -6,36 +6,11 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Backend, RelayProcess};
+use common::{Backend, RelayProcess, Scratch};
 use deskrelay::front::ws::{client_binary, client_frame, CloseCode, OpCode};
-
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("deskrelay-ws-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, text).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-        p
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A relay with a token file naming `target` as `good`.
 fn token_relay(scratch: &Scratch, target: &str, extra: &[&str]) -> RelayProcess {
@@ -61,7 +36,7 @@ fn python(script: &str) -> (bool, String) {
 
 #[test]
 fn a_token_session_carries_every_byte_both_ways() {
-    let scratch = Scratch::new("bytes");
+    let scratch = Scratch::new("ws-bytes");
     let echo = Backend::echo();
     let relay = token_relay(&scratch, &echo.addr.to_string(), &[]);
     let script = format!(
@@ -93,7 +68,7 @@ asyncio.run(main())
 
 #[test]
 fn an_unknown_token_or_a_port_in_the_url_is_refused_before_the_upgrade() {
-    let scratch = Scratch::new("refuse");
+    let scratch = Scratch::new("ws-refuse");
     let echo = Backend::echo();
     let relay = token_relay(&scratch, &echo.addr.to_string(), &[]);
     for query in ["?token=bad", "?port=22", ""] {
@@ -167,7 +142,7 @@ fn close_code(s: &mut TcpStream) -> u16 {
 
 #[test]
 fn bad_frames_get_their_close_codes() {
-    let scratch = Scratch::new("codes");
+    let scratch = Scratch::new("ws-codes");
     let echo = Backend::echo();
     let relay = token_relay(
         &scratch,
@@ -206,7 +181,7 @@ fn bad_frames_get_their_close_codes() {
 
 #[test]
 fn an_unreachable_token_target_closes_with_1011() {
-    let scratch = Scratch::new("1011");
+    let scratch = Scratch::new("ws-1011");
     let relay = token_relay(&scratch, &common::dead_addr().to_string(), &[]);
     let mut s = upgraded(&relay);
     assert_eq!(close_code(&mut s), 1011);
@@ -214,7 +189,7 @@ fn an_unreachable_token_target_closes_with_1011() {
 
 #[test]
 fn the_heartbeat_pings_an_idle_session() {
-    let scratch = Scratch::new("ping");
+    let scratch = Scratch::new("ws-ping");
     let echo = Backend::echo();
     let relay = token_relay(&scratch, &echo.addr.to_string(), &["--ws-heartbeat", "0.2"]);
     let mut s = upgraded(&relay);
@@ -225,7 +200,7 @@ fn the_heartbeat_pings_an_idle_session() {
 
 #[test]
 fn nothing_follows_our_close_frame_even_while_the_backend_streams() {
-    let scratch = Scratch::new("after-close");
+    let scratch = Scratch::new("ws-after-close");
     let firehose = Backend::start(|mut s| {
         let chunk = vec![7u8; 65536];
         while s.write_all(&chunk).is_ok() {}

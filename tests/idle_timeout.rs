@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use common::{Backend, RelayProcess};
+use common::{ws_upgrade, Backend, RelayProcess};
 use deskrelay::front::ws::client_binary;
 use deskrelay::xpra::{encode_frame, Compression, Encoding, FrameDecoder, Limits, Packet, Value};
 
@@ -49,17 +49,6 @@ fn echo_byte(s: &mut TcpStream, n: u8) -> bool {
     s.write_all(&[n]).is_ok() && s.read_exact(&mut b).is_ok() && b[0] == n
 }
 
-/// Stops the relay and returns its closing summary line.
-fn summary(mut relay: RelayProcess) -> String {
-    relay.signal(libc::SIGTERM);
-    relay.wait_exit(Duration::from_secs(20)).expect("exits");
-    let log = relay.stderr();
-    log.lines()
-        .find(|l| l.contains("stopped"))
-        .unwrap_or_else(|| panic!("no summary in\n{log}"))
-        .to_string()
-}
-
 #[test]
 fn a_quiet_tcp_session_is_closed_and_a_busy_one_is_not_on_copy_and_splice() {
     let echo = Backend::echo();
@@ -94,7 +83,7 @@ fn a_quiet_tcp_session_is_closed_and_a_busy_one_is_not_on_copy_and_splice() {
         assert!(after >= Duration::from_millis(950), "{path}: {after:?}");
         assert!(after < Duration::from_secs(3), "{path}: {after:?}");
         busy.join().expect("the busy session stayed open");
-        let line = summary(relay);
+        let line = relay.stop_summary();
         assert!(line.contains("idle_timeouts=2"), "{path}: {line}");
     }
 }
@@ -185,26 +174,7 @@ fn a_quiet_xpra_session_hears_idle_timeout_and_a_busy_one_stays() {
         Duration::from_secs(5)
     ));
     drop(busy);
-    assert!(summary(relay).contains("idle_timeouts=1"));
-}
-
-/// A token relay's WebSocket session, after the 101.
-fn ws_session(relay: &RelayProcess) -> TcpStream {
-    let mut s = relay.connect();
-    write!(
-        s,
-        "GET /?token=good HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut b).unwrap();
-        head.push(b[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
-    s
+    assert!(relay.stop_summary().contains("idle_timeouts=1"));
 }
 
 #[test]
@@ -224,8 +194,8 @@ fn a_quiet_websocket_session_gets_close_1001_and_a_busy_one_stays() {
         "--ws-heartbeat",
         "0.3",
     ]);
-    let mut quiet = ws_session(&relay);
-    let mut busy = ws_session(&relay);
+    let mut quiet = ws_upgrade(relay.addr, "/?token=good");
+    let mut busy = ws_upgrade(relay.addr, "/?token=good");
     keep_busy(&mut busy, |s, n| {
         if s.write_all(&client_binary(&[n], [1, 2, 3, 4])).is_err() {
             return false;
@@ -264,7 +234,7 @@ fn a_quiet_websocket_session_gets_close_1001_and_a_busy_one_stays() {
         Duration::from_secs(5)
     ));
     drop(busy);
-    assert!(summary(relay).contains("idle_timeouts=1"));
+    assert!(relay.stop_summary().contains("idle_timeouts=1"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

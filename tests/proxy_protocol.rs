@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
-use common::RelayProcess;
+use common::{RelayProcess, Scratch};
 use deskrelay::front::proxy_protocol::parse;
 
 /// A backend that reads one PROXY header, then echoes; reports the header's source.
@@ -125,25 +125,11 @@ fn an_untrusted_peer_cannot_claim_an_address() {
 #[test]
 fn a_token_backend_is_told_the_client_address() {
     let (backend, sources) = header_backend();
-    let dir = std::env::temp_dir().join(format!("deskrelay-pp-token-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let tokens = dir.join("tokens");
-    std::fs::write(&tokens, format!("desk: {backend}\n")).unwrap();
+    let scratch = Scratch::new("pp-token");
+    let tokens = scratch.file("tokens", &format!("desk: {backend}\n"));
     let relay = RelayProcess::start(&["--tokens", tokens.to_str().unwrap(), "--send-proxy"]);
-    let mut s = relay.connect();
+    let mut s = common::ws_upgrade(relay.addr, "/?token=desk");
     let me = s.local_addr().unwrap();
-    s.write_all(
-        b"GET /?token=desk HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut b).unwrap();
-        head.push(b[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101 "));
     // One masked binary frame "hello" out; the backend echoes it; one frame back.
     let key = [9u8, 8, 7, 6];
     let mut frame = vec![0x82, 0x80 | 5];
@@ -158,5 +144,4 @@ fn a_token_backend_is_told_the_client_address() {
         sources.recv_timeout(Duration::from_secs(10)).unwrap(),
         Some(me)
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -345,3 +345,69 @@ pub fn connect_from(addr: SocketAddr, source: &str) -> TcpStream {
     s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
     s
 }
+
+/// A private directory for one test's files, removed at the end.
+pub struct Scratch(pub std::path::PathBuf);
+
+impl Scratch {
+    /// `$TMPDIR/deskrelay-TAG-PID`, empty.
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("deskrelay-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+
+    /// Writes `text` to `name`, mode 0600 (multifiles and keys must not be readable).
+    pub fn file(&self, name: &str, text: &str) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.path(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A WebSocket upgrade of `GET TARGET` on a new connection to `addr`, its `101` head read
+/// byte by byte (nothing after it consumed).
+pub fn ws_upgrade(addr: SocketAddr, target: &str) -> TcpStream {
+    let mut s = connect(addr);
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    s
+}
+
+impl RelayProcess {
+    /// SIGTERM, then the closing summary line (`stopped ...`).
+    pub fn stop_summary(mut self) -> String {
+        self.signal(libc::SIGTERM);
+        self.wait_exit(Duration::from_secs(20)).expect("exits");
+        let log = self.stderr();
+        log.lines()
+            .find(|l| l.contains("stopped"))
+            .unwrap_or_else(|| panic!("no summary in\n{log}"))
+            .to_string()
+    }
+}
