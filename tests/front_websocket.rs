@@ -224,3 +224,17 @@ fn nothing_follows_our_close_frame_even_while_the_backend_streams() {
     assert_eq!(closes, 1, "exactly one close frame");
     assert_eq!(after_close, 0, "frames after the close");
 }
+
+/// A token whose target is a host name: resolved (off the shard), then bridged.
+#[test]
+fn a_host_name_target_is_resolved_and_bridged() {
+    let scratch = Scratch::new("ws-hostname");
+    let echo = Backend::echo();
+    let relay = token_relay(&scratch, &format!("localhost:{}", echo.addr.port()), &[]);
+    let mut s = common::ws_upgrade(relay.addr, "/?token=good");
+    s.write_all(&client_binary(b"by name", [5, 6, 7, 8]))
+        .unwrap();
+    let mut back = [0u8; 9];
+    s.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"\x82\x07by name");
+}

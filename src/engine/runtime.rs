@@ -58,6 +58,25 @@ pub fn block_on<T: 'static>(fut: impl Future<Output = T> + 'static) -> T {
         .run(fut)
 }
 
+/// `host:port` as a socket address. Literal addresses at once; names through the shard's
+/// blocking-thread pool, so a slow resolver stalls this lookup, not the shard's sessions.
+pub async fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
+    if let Ok(ip) = host
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<std::net::IpAddr>()
+    {
+        return Some(SocketAddr::new(ip, port));
+    }
+    let host = host.to_owned();
+    glommio::executor()
+        .spawn_blocking(move || {
+            std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+                .ok()?
+                .next()
+        })
+        .await
+}
+
 /// Runs `fut` on the current shard in the background.
 pub fn spawn<F: Future<Output = ()> + 'static>(fut: F) {
     glommio::spawn_local(fut).detach();

@@ -22,7 +22,7 @@ use super::ws::{CloseCode, WsStream};
 use super::xpra::{self, XpraDoor, XpraEnd};
 use crate::control::registry::{Door, Live};
 use crate::control::stats::ShardStats;
-use crate::engine::runtime::{sleep, within};
+use crate::engine::runtime::{resolve, sleep, within};
 use crate::relay::bridge::{bridge, BridgeEnd};
 use crate::relay::buffer_pool::BufferPool;
 use crate::relay::stream::{ByteStream, Prefixed};
@@ -184,11 +184,7 @@ async fn upgraded<S: ByteStream>(
             ctx.live.set_target(&target);
             let addr = match &target {
                 Target::Addr(a) => Some(*a),
-                Target::Host { host, port } => {
-                    std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), *port))
-                        .ok()
-                        .and_then(|mut a| a.next())
-                }
+                Target::Host { host, port } => resolve(host, *port).await,
             };
             let backend = match addr {
                 Some(a) => ctx.connect_backend(a).await.ok(),

@@ -1,14 +1,13 @@
 //! The backend leg of the handshake: connect to the session, send it the client's hello
 //! (rewritten), answer its challenge if it asks, and bring back its hello.
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use super::caps::{hello_for_backend, hello_for_client};
 use super::handshake::{hello_caps, reason, Admitted};
 use super::reader::{PacketReader, ReadError};
 use super::{Refusal, XpraDoor};
-use crate::engine::runtime::{connect, connect_unix, Conn};
+use crate::engine::runtime::{connect, connect_unix, resolve, Conn};
 use crate::relay::buffer_pool::BufferPool;
 use crate::relay::stream::ByteStream;
 use crate::xpra::auth::{answer, SessionTarget, Transport};
@@ -44,6 +43,7 @@ pub async fn join(
             password,
         } => {
             let addr = resolve(host, *port)
+                .await
                 .ok_or_else(|| fail(format!("cannot resolve session host {host}")))?;
             let conn = connect(addr, door.connect_timeout)
                 .await
@@ -212,10 +212,4 @@ fn connect_local(door: &XpraDoor, target: &SessionTarget, uid: u32) -> Result<Co
         "failed to connect to display :{display}: {}",
         last.map_or_else(|| "no socket directory".into(), |e| e.to_string())
     ))
-}
-
-fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
-    // Session hosts come from the operator's multifile; resolution blocks the shard only
-    // for names that are not literal addresses.
-    (host, port).to_socket_addrs().ok()?.next()
 }
