@@ -85,3 +85,23 @@ fn drain_timeout_bounds_the_wait_for_sessions_that_never_end() {
     let mut buf = [0u8; 1];
     assert!(matches!(open.read(&mut buf), Ok(0) | Err(_)));
 }
+
+/// Once the process is gone nothing answers on its port: a relay restarted there gets every
+/// connection. (The kernel tears an exited process's io_uring rings down asynchronously,
+/// and a listener the ring still held stayed in LISTEN, in the port's SO_REUSEPORT group,
+/// accepting SYNs nobody would accept: about one exit in three before the fix.)
+#[test]
+fn an_exited_relay_leaves_nothing_listening_on_its_port() {
+    for round in 0..6 {
+        let mut relay = RelayProcess::start(&["--forward", "127.0.0.1:9"]);
+        let addr = relay.addr;
+        relay.signal(libc::SIGTERM);
+        let status = relay.wait_exit(Duration::from_secs(3)).expect("exits");
+        assert_eq!(status.code(), Some(0));
+        let refused = TcpStream::connect_timeout(&addr, Duration::from_millis(500));
+        assert!(
+            refused.is_err(),
+            "round {round}: {addr} still accepts connections after the relay exited"
+        );
+    }
+}

@@ -156,6 +156,7 @@ pub fn run(cli: &Cli) -> Result<Report> {
     let cpu_before = sys::process_cpu();
     let progress = Progress::start(Arc::clone(&plan), relay_pid);
     let metrics = worker::run_workers(Arc::clone(&plan), workers, listener.as_raw_fd());
+    release_listener(&listener);
     let elapsed_s = now_ns().saturating_sub(start_ns) as f64 / 1e9;
     let peak_sampled = progress.finish();
     let metrics = metrics?;
@@ -216,6 +217,18 @@ pub fn run(cli: &Cli) -> Result<Report> {
         resources,
         relay_failure,
     ))
+}
+
+/// Takes the backend listener off its port now, not when the process is gone.
+///
+/// The workers' io_uring rings still hold the socket through their cancelled accepts, and
+/// the kernel tears a ring down asynchronously after its process exits: until then the
+/// socket stays in LISTEN, and a run started right after this one with the same
+/// `--backend-listen` failed with EADDRINUSE (about one run in three back to back).
+/// shutdown(2) moves a listening socket out of LISTEN whatever still refers to it.
+fn release_listener(listener: &TcpListener) {
+    // SAFETY: shutdown(2) on a descriptor we own; failure leaves it as it was.
+    unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR) };
 }
 
 /// A listening socket with a deep backlog.

@@ -3,7 +3,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -34,6 +34,19 @@ pub fn bind_all(binds: &[SocketAddr], shards: usize) -> io::Result<BoundListener
         addrs.push(addr);
     }
     Ok(BoundListeners { addrs, per_shard })
+}
+
+/// Takes a listening socket off its port at once, whatever still refers to it.
+///
+/// Closing is not enough: glommio's ring holds the socket through its cancelled accept
+/// until the ring is torn down, which the kernel does asynchronously after the process
+/// exits. Meanwhile the socket stays in the SO_REUSEPORT group, so a deskrelay restarted on
+/// the same port had connections routed to a listener nobody accepts on (seen: two
+/// listeners in LISTEN after exit in one stop of three). shutdown(2) moves it out of
+/// LISTEN now: connections still in its backlog are reset, new ones go to live listeners.
+pub fn stop_listening(fd: RawFd) {
+    // SAFETY: shutdown(2) on a descriptor the caller owns; failure leaves it as it was.
+    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
 }
 
 fn listen(addr: SocketAddr) -> io::Result<Socket> {

@@ -5,7 +5,7 @@
 //! shard's. Nothing on this path takes a lock or talks to another shard.
 
 use std::cell::Cell;
-use std::os::fd::{IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +15,7 @@ use tracing::Instrument;
 
 use super::accept::accept_loop;
 use super::limits::Limits;
+use super::listener::stop_listening;
 use super::runtime::{self, listener_from_fd, Conn};
 use super::shutdown::ShutdownPipe;
 use crate::control::config::ProxyConfig;
@@ -101,6 +102,7 @@ pub async fn run(
         shared: Arc::clone(&shared),
         active: Cell::new(0),
     });
+    let listening_fds: Vec<_> = listeners.iter().map(|fd| fd.as_raw_fd()).collect();
     let listeners: Vec<_> = listeners
         .into_iter()
         .map(|fd| listener_from_fd(fd.into_raw_fd()))
@@ -123,6 +125,9 @@ pub async fn run(
         }
     };
     future::or(accepting, stop).await;
+    for &fd in &listening_fds {
+        stop_listening(fd);
+    }
     drop(listeners);
     drain(&shard, cfg.drain_timeout).await;
     // Sessions still open are cut with the shard: their tasks never finish, so the
