@@ -28,6 +28,9 @@ pub mod reason {
     pub const SESSION_NOT_FOUND: &str = "session not found error";
     pub const SERVER_ERROR: &str = "server error";
     pub const IDLE_TIMEOUT: &str = "idle timeout";
+    /// Not one of xpra's own (its servers have no session limit); clients print it as
+    /// given, with the detail: `--max-sessions` or `--max-sessions-per-client` is reached.
+    pub const SERVER_FULL: &str = "server full";
 }
 
 /// What a throttled client is told: no more than it knows (not whether its address or the
