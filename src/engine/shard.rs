@@ -353,6 +353,11 @@ fn log_xpra_end(end: xpra::XpraEnd, live: Live<'_>) {
         }
         // Counted, and logged at a bounded rate, by the throttle.
         xpra::XpraEnd::Throttled { reason } => tracing::debug!("refused: {reason}"),
+        // Counted, and logged at a bounded rate, by the handshake.
+        xpra::XpraEnd::LoginTimeout { reason } => {
+            ShardStats::add(&live.stats.session_errors, 1);
+            tracing::debug!("refused: {reason}")
+        }
         // Bytes were counted as they went; the end line has them.
         xpra::XpraEnd::Closed { why, .. } => live.set_reason(why),
     }
