@@ -1,7 +1,8 @@
 //! Garbage and stalls at every stage of a handshake, on one shared port (xpra, HTTP,
 //! WebSocket, TLS): each gets a clear answer (an xpra `disconnect` with its reason, an HTTP
 //! status, a TLS alert) or a prompt close, and an established xpra session on the same
-//! relay keeps every byte, checked after each fault.
+//! relay keeps every byte, checked after each fault. The two deadlines before a door knows
+//! who it talks to (sniff, xpra login) are counted and logged at most a line a second.
 
 mod common;
 
@@ -11,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::xpra_login::{echo_session_server, frame, hello, login, read_packet};
-use common::{RelayProcess, Scratch};
+use common::{info_json, RelayProcess, Scratch};
 use deskrelay::xpra::Value;
 
 /// The relay's pre-auth and HTTP request deadlines in these tests.
@@ -245,4 +246,76 @@ fn garbage_and_stalls_at_every_stage_get_a_clear_answer_and_spare_a_live_session
         .unwrap();
     common::reset(s);
     check("reset after the hello");
+}
+
+/// Waits for `info` to show `errors.KEY` at `want`, and returns what it last showed.
+fn errors_reach(socket: &std::path::Path, key: &str, want: u64) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info = info_json(socket);
+        if info["errors"][key] == want || Instant::now() > deadline {
+            return info;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn login_and_sniff_timeouts_are_counted_and_logged_at_a_bounded_rate() {
+    const STALLED: usize = 6;
+    let scratch = Scratch::new("faults-timeouts");
+    let session = echo_session_server();
+    let control = scratch.path("control.sock");
+    let relay = RelayProcess::start(&[
+        "--auth",
+        "allow",
+        "--session",
+        &format!("tcp://{session}/"),
+        "--pre-auth-timeout",
+        "1",
+        "--sniff-timeout",
+        "1",
+        "--control",
+        control.to_str().unwrap(),
+    ]);
+    let info = info_json(&control);
+    assert_eq!(info["errors"]["login_timeouts"], 0, "{info}");
+
+    // A hello's header and half its payload, then nothing: `login timeout` for each, all at
+    // once; and as many connections that send nothing at all.
+    let hello_frame = frame(vec![Value::str("hello"), hello("zoe")]);
+    let stalled: Vec<TcpStream> = (0..STALLED)
+        .map(|_| {
+            let mut s = relay.connect();
+            s.write_all(&hello_frame[..hello_frame.len() / 2]).unwrap();
+            s
+        })
+        .collect();
+    let silent: Vec<TcpStream> = (0..STALLED).map(|_| relay.connect()).collect();
+    let start = Instant::now();
+    for mut s in stalled {
+        assert_eq!(disconnect(&mut s).0, "login timeout");
+    }
+    for mut s in silent {
+        let (got, _) = read_to_close(&mut s);
+        assert!(got.is_empty(), "{got:?}");
+    }
+    let secs = start.elapsed().as_secs();
+
+    let info = errors_reach(&control, "login_timeouts", STALLED as u64);
+    assert_eq!(info["errors"]["login_timeouts"], STALLED as u64, "{info}");
+    let info = errors_reach(&control, "sniff_timeouts", STALLED as u64);
+    assert_eq!(info["errors"]["sniff_timeouts"], STALLED as u64, "{info}");
+    let log = relay.stderr();
+    for line in ["xpra login timeout: ", "sniff timeout: "] {
+        let n = log.matches(line).count();
+        assert!(
+            (1..=secs as usize + 2).contains(&n),
+            "{n} `{line}` lines for {STALLED} timeouts in {secs} s:\n{log}"
+        );
+    }
+    assert!(
+        log.contains("did not log in within 1s"),
+        "the line names the deadline:\n{log}"
+    );
 }

@@ -76,6 +76,9 @@ pub struct ErrorInfo {
     pub session: u64,
     pub sniff_timeouts: u64,
     pub limit_refusals: u64,
+    /// Added in schema 1's lifetime: absent from older relays' answers.
+    #[serde(default)]
+    pub login_timeouts: u64,
 }
 
 /// `list`: every live session, oldest first.
@@ -161,6 +164,7 @@ impl Sources {
                 session: t.session_errors,
                 sniff_timeouts: t.sniff_timeouts,
                 limit_refusals: t.limit_refusals,
+                login_timeouts: t.login_timeouts,
             },
         }
     }

@@ -25,6 +25,8 @@ pub struct ShardStats {
     pub sniff_timeouts: AtomicU64,
     /// Connections turned away by --max-sessions or --max-sessions-per-client.
     pub limit_refusals: AtomicU64,
+    /// xpra clients that did not finish their login within --pre-auth-timeout.
+    pub login_timeouts: AtomicU64,
     /// Logins refused because their address or user is blocked after failed logins.
     pub auth_throttled: AtomicU64,
     /// Sessions closed by --idle-timeout.
@@ -56,6 +58,7 @@ pub struct Totals {
     pub pipe_shortages: u64,
     pub sniff_timeouts: u64,
     pub limit_refusals: u64,
+    pub login_timeouts: u64,
     pub ws_token_successes: u64,
     pub ws_token_failures: u64,
     pub auth_throttled: u64,
@@ -109,6 +112,7 @@ fn sum(shards: &[ShardStats]) -> Totals {
         t.pipe_shortages += s.pipe_shortages.load(Relaxed);
         t.sniff_timeouts += s.sniff_timeouts.load(Relaxed);
         t.limit_refusals += s.limit_refusals.load(Relaxed);
+        t.login_timeouts += s.login_timeouts.load(Relaxed);
         t.ws_token_successes += s.ws_token_successes.load(Relaxed);
         t.ws_token_failures += s.ws_token_failures.load(Relaxed);
         t.auth_throttled += s.auth_throttled.load(Relaxed);

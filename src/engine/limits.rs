@@ -1,7 +1,8 @@
 //! Admission limits and protections shared by every shard, all reloadable on SIGHUP:
 //! `--max-sessions` in all and `--max-sessions-per-client` from one client address (a
-//! connection over a limit is closed at once, counted, and logged at a bounded rate; a
-//! [`Slot`] frees its place when the session ends), the failed-login throttle
+//! connection over a limit is counted, logged at a bounded rate and turned away, with
+//! [`Over::client_reason`] where its door can say it; a [`Slot`] frees its place when the
+//! session ends), the failed-login throttle
 //! ([`AuthThrottle`]) and the idle timeout ([`IdleTimeout`]).
 
 use std::collections::HashMap;
@@ -103,6 +104,16 @@ impl std::fmt::Display for Over {
         match self {
             Over::Sessions(n) => write!(f, "--max-sessions ({n}) reached"),
             Over::PerClient(n) => write!(f, "--max-sessions-per-client ({n}) reached"),
+        }
+    }
+}
+
+impl Over {
+    /// What the refused client is told: the limit, not its value.
+    pub fn client_reason(&self) -> &'static str {
+        match self {
+            Over::Sessions(_) => "too many sessions",
+            Over::PerClient(_) => "too many sessions from your address",
         }
     }
 }
@@ -218,8 +229,11 @@ impl Limits {
     /// Counts a refusal; logs at most one line a second (a flood must not flood the log).
     fn refuse(&self, over: Over) -> Over {
         let total = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
-        if self.log.allow() {
-            tracing::warn!("connection refused: {over} ({total} refused so far)");
+        if let Some(suppressed) = self.log.allow_counted() {
+            tracing::warn!(
+                suppressed,
+                "connection refused: {over} ({total} refused so far)"
+            );
         }
         over
     }

@@ -312,6 +312,8 @@ impl Relay {
             to_client = t.bytes_backend_to_client,
             backend_failures = t.backend_connect_failures,
             limit_refusals = t.limit_refusals,
+            login_timeouts = t.login_timeouts,
+            sniff_timeouts = t.sniff_timeouts,
             auth_throttled = t.auth_throttled,
             idle_timeouts = t.idle_timeouts,
             "stopped"

@@ -14,7 +14,7 @@ use futures_lite::future;
 use tracing::Instrument;
 
 use super::accept::accept_loop;
-use super::limits::Limits;
+use super::limits::{Limits, Over};
 use super::listener::stop_listening;
 use super::runtime::{self, listener_from_fd, Conn};
 use super::shutdown::ShutdownPipe;
@@ -23,7 +23,7 @@ use crate::control::metrics;
 use crate::control::registry::{Door, Live, Registry};
 use crate::control::stats::{ShardStats, Stats};
 use crate::front::dispatch::{self, Served};
-use crate::front::proxy_protocol;
+use crate::front::{over_limit, proxy_protocol};
 use crate::front::{web, xpra, FrontDoor};
 use crate::relay::buffer_pool::BufferPool;
 use crate::relay::direction::DataPath;
@@ -39,6 +39,11 @@ const IOWQ_WORKERS: u32 = 4;
 const IDLE_BUFFERS: usize = 16;
 /// Empty pipes a shard keeps for reuse.
 const IDLE_PIPES: usize = 32;
+/// Connections past a session limit a shard answers at once; past this, under a flood,
+/// refused connections are closed at once (as on a plain L4 listener).
+const MAX_ANSWERED_REFUSALS: usize = 64;
+/// Time a refused connection gets to show what it speaks and to take its answer.
+const REFUSAL_DEADLINE: Duration = Duration::from_secs(1);
 
 /// What all shards share, read-only after start.
 pub struct Shared {
@@ -59,6 +64,8 @@ struct Shard {
     shared: Arc<Shared>,
     dp: DataPath,
     active: Cell<usize>,
+    /// Refused connections being answered now ([`MAX_ANSWERED_REFUSALS`] at most).
+    answering: Cell<usize>,
 }
 
 impl Shard {
@@ -101,6 +108,7 @@ pub async fn run(
         },
         shared: Arc::clone(&shared),
         active: Cell::new(0),
+        answering: Cell::new(0),
     });
     let listening_fds: Vec<_> = listeners.iter().map(|fd| fd.as_raw_fd()).collect();
     let listeners: Vec<_> = listeners
@@ -175,9 +183,9 @@ async fn serve(shard: Rc<Shard>, client: Conn) {
     let ip = client_addr.map(|a| a.ip());
     let _slot = match shard.shared.limits.admit(ip) {
         Ok(slot) => slot,
-        Err(_) => {
+        Err(over) => {
             ShardStats::add(&stats.limit_refusals, 1);
-            client.abort();
+            turn_away(&shard, client, early, over).await;
             return;
         }
     };
@@ -256,6 +264,40 @@ async fn serve(shard: Rc<Shard>, client: Conn) {
     metrics::session_ended(admitted.elapsed());
 }
 
+/// Closes a connection past a session limit: told why in its own protocol when the
+/// listener has a door that speaks one and the shard is not answering too many already,
+/// else at once. It is never a session: no registry entry, no backend.
+async fn turn_away(shard: &Shard, client: Conn, early: Vec<u8>, over: Over) {
+    let doors = match &shard.shared.front {
+        FrontDoor::Sniff(doors)
+            if over_limit::can_answer(doors) && shard.answering.get() < MAX_ANSWERED_REFUSALS =>
+        {
+            doors
+        }
+        _ => return client.abort(),
+    };
+    let _answering = Answering::start(&shard.answering);
+    let answer = over_limit::answer(doors, &client, early, over, REFUSAL_DEADLINE).await;
+    tracing::debug!(shard = shard.id, "over a limit ({over}): {answer:?}");
+}
+
+/// One refusal being answered, counted in its shard's `answering` until dropped (however
+/// the answer ends, a task cut at shutdown included).
+struct Answering<'a>(&'a Cell<usize>);
+
+impl<'a> Answering<'a> {
+    fn start(count: &'a Cell<usize>) -> Self {
+        count.set(count.get() + 1);
+        Self(count)
+    }
+}
+
+impl Drop for Answering<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
 /// Reads a PROXY v1/v2 header from a trusted balancer within `deadline`: the client's
 /// address it names (None for LOCAL/UNKNOWN) and the bytes read past it.
 async fn read_proxy_header(
@@ -311,6 +353,11 @@ fn log_xpra_end(end: xpra::XpraEnd, live: Live<'_>) {
         }
         // Counted, and logged at a bounded rate, by the throttle.
         xpra::XpraEnd::Throttled { reason } => tracing::debug!("refused: {reason}"),
+        // Counted, and logged at a bounded rate, by the handshake.
+        xpra::XpraEnd::LoginTimeout { reason } => {
+            ShardStats::add(&live.stats.session_errors, 1);
+            tracing::debug!("refused: {reason}")
+        }
         // Bytes were counted as they went; the end line has them.
         xpra::XpraEnd::Closed { why, .. } => live.set_reason(why),
     }

@@ -3,6 +3,9 @@
 //! Each accepted connection is sniffed ([`super::sniff`]) within `--sniff-timeout`, then
 //! handed on with the bytes already read: xpra to the xpra door; anything unrecognised to
 //! `--fallback` (relayed like L4: the port is shared with, say, a web server) or closed.
+//! A client that says nothing recognisable in time (in the clear, or inside TLS, or that
+//! does not finish its TLS handshake) is closed, counted in `sniff_timeouts`, and logged at
+//! most a line a second.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +21,7 @@ use super::xpra::{self, XpraDoor, XpraEnd};
 use crate::control::registry::{Door, Live};
 use crate::control::stats::ShardStats;
 use crate::engine::auth_throttle::AuthThrottle;
+use crate::engine::log_rate::LogRate;
 use crate::engine::runtime::{connect, within, Conn};
 use crate::relay::bridge::{bridge, BridgeEnd};
 use crate::relay::direction::DataPath;
@@ -92,13 +96,30 @@ impl Ctx<'_> {
     }
 }
 
+/// Sniff timeouts of every shard, logged at most a line a second.
+static SNIFF_TIMEOUT_LOG: LogRate = LogRate::new();
+
+/// Counts a sniff timeout (`what` did not come in time) and logs it at a bounded rate.
+fn sniff_timed_out(ctx: &Ctx<'_>, deadline: Duration, what: &str) {
+    ShardStats::add(&ctx.live.stats.sniff_timeouts, 1);
+    if let Some(suppressed) = SNIFF_TIMEOUT_LOG.allow_counted() {
+        let client = ctx
+            .client_addr
+            .map_or_else(|| "?".into(), |a| a.to_string());
+        tracing::info!(
+            suppressed,
+            "sniff timeout: {client} sent no {what} within {deadline:?}; closed"
+        );
+    }
+}
+
 /// Sniffs `client` and serves it through the door its first bytes name.
 pub async fn serve(doors: &Doors, client: Conn, early: Vec<u8>, ctx: Ctx<'_>) -> Served {
     let (kind, first) = match sniff_from(&client, early, doors.sniff_timeout).await {
         Ok(found) => found,
         Err(e) => {
             if matches!(e, SniffError::Timeout) {
-                ShardStats::add(&ctx.live.stats.sniff_timeouts, 1);
+                sniff_timed_out(&ctx, doors.sniff_timeout, "recognisable bytes");
             }
             client.shutdown_both();
             return Served::Closed { why: e.to_string() };
@@ -158,7 +179,7 @@ async fn serve_tls(
             }
         }
         None => {
-            ShardStats::add(&ctx.live.stats.sniff_timeouts, 1);
+            sniff_timed_out(&ctx, doors.sniff_timeout, "complete TLS handshake");
             return Served::Closed {
                 why: "TLS handshake timed out".into(),
             };
@@ -167,6 +188,9 @@ async fn serve_tls(
     let (kind, inner) = match sniff(&tls, doors.sniff_timeout).await {
         Ok(found) => found,
         Err(e) => {
+            if matches!(e, SniffError::Timeout) {
+                sniff_timed_out(&ctx, doors.sniff_timeout, "recognisable bytes inside TLS");
+            }
             tls.shutdown_both();
             return Served::Closed {
                 why: format!("inside TLS: {e}"),

@@ -4,9 +4,11 @@
 //! - [`FrontDoor::Sniff`]: the first bytes decide ([`sniff`], [`dispatch`]): xpra clients
 //!   are authenticated with xpra's challenge-response and joined to their own session
 //!   ([`xpra`]); what no door here speaks goes to `--fallback`.
+//! - [`over_limit`]: a connection past a session limit is told so in its own protocol.
 
 pub mod dispatch;
 pub mod http;
+pub mod over_limit;
 pub mod proxy_protocol;
 pub mod sniff;
 pub mod tls;

@@ -411,3 +411,13 @@ impl RelayProcess {
             .to_string()
     }
 }
+
+/// `deskrelay info --json --control SOCKET` of a relay started with `--control SOCKET`.
+pub fn info_json(socket: &std::path::Path) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_deskrelay"))
+        .args(["info", "--json", "--control", socket.to_str().unwrap()])
+        .output()
+        .expect("run deskrelay info");
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).expect("info is JSON")
+}

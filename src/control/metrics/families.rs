@@ -90,6 +90,12 @@ pub const SHARD_COUNTERS: &[ShardRow] = &[
         get: |s| &s.limit_refusals,
     },
     ShardRow {
+        name: "deskrelay_login_timeouts_total",
+        help: "xpra clients that did not finish their login within --pre-auth-timeout.",
+        labels: &[],
+        get: |s| &s.login_timeouts,
+    },
+    ShardRow {
         name: "deskrelay_auth_throttled_total",
         help: "Logins and token requests refused because their address or user failed too often.",
         labels: &[],

@@ -49,6 +49,9 @@ pub enum HttpError {
     /// The client's address is blocked after failed token logins (`Retry-After` seconds).
     #[error("too many failed logins; retry in {retry_after} s")]
     TooManyRequests { retry_after: u64 },
+    /// `--max-sessions` or `--max-sessions-per-client` is reached (`Retry-After` seconds).
+    #[error("server full; retry in {retry_after} s")]
+    ServiceUnavailable { retry_after: u64 },
 }
 
 impl HttpError {
@@ -64,6 +67,7 @@ impl HttpError {
             HttpError::WebSocketVersion => Status::UpgradeRequired,
             HttpError::Internal(_) => Status::InternalServerError,
             HttpError::TooManyRequests { .. } => Status::TooManyRequests,
+            HttpError::ServiceUnavailable { .. } => Status::ServiceUnavailable,
         }
     }
 
@@ -88,8 +92,10 @@ impl HttpError {
     /// the caller closes, so no body the client may have sent has to be skipped.
     pub fn response(&self, tls: bool) -> Vec<u8> {
         let mut head = error_head(self.status(), tls, false, self.extra_headers());
-        if let HttpError::TooManyRequests { retry_after } = self {
-            // RFC 6585 §4, RFC 9110 §10.2.3.
+        if let HttpError::TooManyRequests { retry_after }
+        | HttpError::ServiceUnavailable { retry_after } = self
+        {
+            // RFC 6585 §4, RFC 9110 §15.6.4 and §10.2.3.
             head = head.header("Retry-After", retry_after.to_string());
         }
         let mut out = head.encode();

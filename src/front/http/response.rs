@@ -24,6 +24,7 @@ pub enum Status {
     TooManyRequests,
     HeaderFieldsTooLarge,
     InternalServerError,
+    ServiceUnavailable,
     VersionNotSupported,
 }
 
@@ -44,6 +45,7 @@ impl Status {
             Status::TooManyRequests => 429,
             Status::HeaderFieldsTooLarge => 431,
             Status::InternalServerError => 500,
+            Status::ServiceUnavailable => 503,
             Status::VersionNotSupported => 505,
         }
     }
@@ -64,6 +66,7 @@ impl Status {
             Status::TooManyRequests => "Too Many Requests",
             Status::HeaderFieldsTooLarge => "Request Header Fields Too Large",
             Status::InternalServerError => "Internal Server Error",
+            Status::ServiceUnavailable => "Service Unavailable",
             Status::VersionNotSupported => "HTTP Version Not Supported",
         }
     }

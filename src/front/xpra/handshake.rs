@@ -7,9 +7,10 @@
 use std::time::Instant;
 
 use super::reader::{PacketReader, ReadError};
-use super::{disconnect_frame, Refusal, XpraDoor};
+use super::{disconnect_frame, Refusal, RefusalKind, XpraDoor};
 use crate::control::stats::ShardStats;
 use crate::engine::auth_throttle::Blocked;
+use crate::engine::log_rate::LogRate;
 use crate::front::dispatch::Ctx;
 use crate::relay::stream::ByteStream;
 use std::sync::Arc;
@@ -28,6 +29,9 @@ pub mod reason {
     pub const SESSION_NOT_FOUND: &str = "session not found error";
     pub const SERVER_ERROR: &str = "server error";
     pub const IDLE_TIMEOUT: &str = "idle timeout";
+    /// Not one of xpra's own (its servers have no session limit); clients print it as
+    /// given, with the detail: `--max-sessions` or `--max-sessions-per-client` is reached.
+    pub const SERVER_FULL: &str = "server full";
 }
 
 /// What a throttled client is told: no more than it knows (not whether its address or the
@@ -64,7 +68,7 @@ pub async fn admit(
     let first = reader
         .next(client, deadline, pool)
         .await
-        .map_err(|e| refusal_for_read(e, Encoding::Rencode))?;
+        .map_err(|e| refusal_for_read(e, Encoding::Rencode, door, ctx))?;
     let encoding = first.encoding;
     let caps = hello_caps(first.packet).ok_or_else(|| {
         Refusal::new(
@@ -131,7 +135,7 @@ pub async fn admit(
             let answer = reader
                 .next(client, deadline, pool)
                 .await
-                .map_err(|e| refusal_for_read(e, encoding))?;
+                .map_err(|e| refusal_for_read(e, encoding, door, ctx))?;
             let rtt = sent.elapsed().as_secs_f64() * 1e3;
             let caps = hello_caps(answer.packet).ok_or_else(|| {
                 Refusal::new(
@@ -196,13 +200,32 @@ pub fn hello_caps(packet: Packet) -> Option<Value> {
     }
 }
 
-fn refusal_for_read(err: ReadError, encoding: Encoding) -> Refusal {
+/// Login timeouts of every shard, logged at most a line a second.
+static LOGIN_TIMEOUT_LOG: LogRate = LogRate::new();
+
+fn refusal_for_read(err: ReadError, encoding: Encoding, door: &XpraDoor, ctx: &Ctx<'_>) -> Refusal {
     match err {
-        ReadError::Timeout => Refusal::new(
-            reason::LOGIN_TIMEOUT,
-            "no valid hello before the deadline",
-            encoding,
-        ),
+        ReadError::Timeout => {
+            ShardStats::add(&ctx.live.stats.login_timeouts, 1);
+            if let Some(suppressed) = LOGIN_TIMEOUT_LOG.allow_counted() {
+                let client = ctx
+                    .client_addr
+                    .map_or_else(|| "?".into(), |a| a.to_string());
+                tracing::info!(
+                    suppressed,
+                    "xpra login timeout: {client} did not log in within {:?}",
+                    door.pre_auth_timeout
+                );
+            }
+            Refusal {
+                kind: RefusalKind::LoginTimeout,
+                ..Refusal::new(
+                    reason::LOGIN_TIMEOUT,
+                    "no valid hello before the deadline",
+                    encoding,
+                )
+            }
+        }
         ReadError::Protocol(e) => Refusal::new(reason::PROTOCOL_ERROR, &e.to_string(), encoding),
         ReadError::Closed | ReadError::Io(_) => Refusal::silent(),
     }

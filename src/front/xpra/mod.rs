@@ -119,8 +119,20 @@ pub struct Refusal {
     pub code: Option<&'static str>,
     pub detail: String,
     pub encoding: Encoding,
-    /// Refused by the failed-login throttle (which counts and logs it).
-    pub throttled: bool,
+    /// Who counts and logs it.
+    pub kind: RefusalKind,
+}
+
+/// Which refusals are logged per connection, and which by a counter of their own at a
+/// bounded rate (a flood of them must not flood the log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// Logged by the shard, one line each.
+    Plain,
+    /// By the failed-login throttle.
+    Throttled,
+    /// By the handshake's pre-auth deadline (`login_timeouts`).
+    LoginTimeout,
 }
 
 impl Refusal {
@@ -129,14 +141,14 @@ impl Refusal {
             code: Some(code),
             detail: detail.to_string(),
             encoding,
-            throttled: false,
+            kind: RefusalKind::Plain,
         }
     }
 
     /// An authentication error from the failed-login throttle.
     fn throttled(detail: &str, encoding: Encoding) -> Self {
         Self {
-            throttled: true,
+            kind: RefusalKind::Throttled,
             ..Self::new(handshake::reason::AUTHENTICATION_ERROR, detail, encoding)
         }
     }
@@ -147,7 +159,7 @@ impl Refusal {
             code: None,
             detail: "connection closed".into(),
             encoding: Encoding::Rencode,
-            throttled: false,
+            kind: RefusalKind::Plain,
         }
     }
 }

@@ -16,7 +16,7 @@ use super::gate::Gate;
 use super::handshake::reason;
 use super::handshake::{admit, refusal_frame};
 use super::info::{augment_info_response, ProxyInfo};
-use super::{disconnect_frame, Refusal, XpraDoor};
+use super::{disconnect_frame, Refusal, RefusalKind, XpraDoor};
 use crate::engine::runtime::{sleep, within, Conn};
 use crate::front::dispatch::Ctx;
 use crate::relay::idle::{Activity, Meter, GOODBYE};
@@ -44,6 +44,10 @@ pub enum XpraEnd {
     /// Turned away because its address or user is blocked after failed logins (counted
     /// and logged at a bounded rate by the throttle, so not logged per connection).
     Throttled { reason: String },
+    /// No valid hello (or answer to the challenge) before the pre-auth deadline: told
+    /// `login timeout`, counted in `login_timeouts` and logged at a bounded rate by the
+    /// handshake.
+    LoginTimeout { reason: String },
     /// Relayed, then closed.
     Closed {
         user: Option<String>,
@@ -301,13 +305,11 @@ async fn refuse(client: &impl ByteStream, refusal: Refusal) -> XpraEnd {
     // protocol error's code when the client's framing was at fault), over TLS close_notify.
     let _ = client.close_write().await;
     client.shutdown_both();
-    if refusal.throttled {
-        return XpraEnd::Throttled {
-            reason: refusal.detail,
-        };
-    }
-    XpraEnd::Refused {
-        reason: refusal.detail,
+    let reason = refusal.detail;
+    match refusal.kind {
+        RefusalKind::Plain => XpraEnd::Refused { reason },
+        RefusalKind::Throttled => XpraEnd::Throttled { reason },
+        RefusalKind::LoginTimeout => XpraEnd::LoginTimeout { reason },
     }
 }
 
