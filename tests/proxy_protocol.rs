@@ -1,5 +1,7 @@
 //! PROXY protocol: deskrelay behind a balancer learns the real client from its header
-//! (`--accept-proxy-from`), and tells backends who the client is (`--send-proxy`).
+//! (`--accept-proxy-from`, v1 text or v2 binary), and tells backends who the client is
+//! (`--send-proxy`); the named client is who the session log names and who failed-login
+//! throttling counts.
 
 mod common;
 
@@ -7,8 +9,11 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
+use common::xpra_login::{echo_session_server, hello, read_packet, send};
 use common::{RelayProcess, Scratch};
-use deskrelay::front::proxy_protocol::parse;
+use deskrelay::front::proxy_protocol::{encode_v2, parse};
+use deskrelay::xpra::auth::{answer, Transport};
+use deskrelay::xpra::Value;
 
 /// A backend that reads one PROXY header, then echoes; reports the header's source.
 fn header_backend() -> (SocketAddr, std::sync::mpsc::Receiver<Option<SocketAddr>>) {
@@ -144,4 +149,113 @@ fn a_token_backend_is_told_the_client_address() {
         sources.recv_timeout(Duration::from_secs(10)).unwrap(),
         Some(me)
     );
+}
+
+#[test]
+fn a_trusted_balancer_v2_header_names_the_client_ipv4_or_ipv6() {
+    let (backend, sources) = header_backend();
+    let relay = RelayProcess::start(&[
+        "--forward",
+        &backend.to_string(),
+        "--send-proxy",
+        "--accept-proxy-from",
+        "127.0.0.0/8",
+    ]);
+    for named in ["198.51.100.4:41000", "[2001:db8::7]:41001"] {
+        let named: SocketAddr = named.parse().unwrap();
+        let mut s = relay.connect();
+        // The binary header and the client's first bytes in one write, as haproxy sends them.
+        let mut first = encode_v2(named, relay.addr);
+        assert_eq!(&first[..12], b"\r\n\r\n\0\r\nQUIT\n", "a v2 signature");
+        first.extend_from_slice(b"after a v2 header");
+        s.write_all(&first).unwrap();
+        let mut back = vec![0u8; b"after a v2 header".len()];
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.read_exact(&mut back).unwrap();
+        assert_eq!(back, b"after a v2 header");
+        assert_eq!(echo(&mut s, b"and more"), b"and more");
+        assert_eq!(
+            sources.recv_timeout(Duration::from_secs(10)).unwrap(),
+            Some(named),
+            "the backend is told the named client"
+        );
+        let line = format!("client={named}");
+        assert!(
+            relay.wait_for_log(&line, Duration::from_secs(5)),
+            "no session line with {line}:\n{}",
+            relay.stderr()
+        );
+    }
+}
+
+/// One xpra login through the balancer on behalf of `client`: the packet that ends the
+/// handshake (a `disconnect` before or after the challenge, or `hello`), as strings.
+fn login_via_balancer(relay: &RelayProcess, client: &str, user: &str, pw: &str) -> Vec<String> {
+    let mut s = relay.connect();
+    s.write_all(&encode_v2(client.parse().unwrap(), relay.addr))
+        .unwrap();
+    send(&mut s, vec![Value::str("hello"), hello(user)]);
+    let first = read_packet(&mut s).expect("a challenge or a disconnect");
+    let last = if first[0].as_str() == Some("challenge") {
+        let mut second = hello(user);
+        answer(&first, pw.as_bytes(), Transport::Plain)
+            .expect("a digest we know")
+            .apply(&mut second);
+        send(&mut s, vec![Value::str("hello"), second]);
+        read_packet(&mut s).expect("an answer")
+    } else {
+        first
+    };
+    last.iter()
+        .map(|v| v.as_str().unwrap_or("-").to_string())
+        .collect()
+}
+
+#[test]
+fn failed_logins_through_the_balancer_throttle_the_named_address_not_the_balancer() {
+    let scratch = Scratch::new("pp-throttle");
+    let session = echo_session_server();
+    let users = scratch.file(
+        "users",
+        &format!("ann|ann-pw|1000|1000|tcp://{session}/||\n"),
+    );
+    let relay = RelayProcess::start(&[
+        "--auth",
+        &format!("multifile:{}", users.display()),
+        "--accept-proxy-from",
+        "127.0.0.0/8",
+        "--auth-fail-limit",
+        "2",
+        "--auth-backoff",
+        "30",
+    ]);
+    // Two wrong guesses on behalf of 203.0.113.50, each for another name (so no user name
+    // is blocked): that address is.
+    for user in ["bob", "carl"] {
+        let got = login_via_balancer(&relay, "203.0.113.50:5000", user, "guess");
+        assert_eq!(
+            got[..3],
+            [
+                "disconnect",
+                "authentication error",
+                "authentication failed"
+            ]
+        );
+    }
+    let got = login_via_balancer(&relay, "203.0.113.50:5001", "ann", "ann-pw");
+    assert_eq!(got[0], "disconnect", "{got:?}");
+    assert!(got[2].starts_with("too many failed logins"), "{got:?}");
+    assert!(
+        relay.wait_for_log(
+            "address 203.0.113.50 blocked for 30 s after 2 failed logins",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        relay.stderr()
+    );
+    // Another client behind the same balancer (same peer address) still gets a challenge,
+    // and logs in.
+    let got = login_via_balancer(&relay, "203.0.113.51:5000", "ann", "ann-pw");
+    assert_eq!(got[0], "hello", "{got:?}\n{}", relay.stderr());
+    assert!(relay.wait_for_log("client=203.0.113.51:5000", Duration::from_secs(5)));
 }

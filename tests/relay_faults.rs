@@ -3,7 +3,8 @@
 mod common;
 use common::{connect, dead_addr, reset, transfer, Backend, RelayProcess};
 use std::io::{Read, Write};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -86,32 +87,113 @@ fn backend_dying_mid_stream_closes_its_client_and_spares_the_others() {
         .expect("bystander session intact");
 }
 
+/// Echoes 64 KiB rounds through `s`, each checked byte for byte, counting them in `done`,
+/// until `stop`. The first byte written is `E` (what the backend routes on).
+fn keep_echoing(
+    mut s: std::net::TcpStream,
+    done: Arc<AtomicU32>,
+    stop: Arc<AtomicBool>,
+) -> Result<(), String> {
+    while !stop.load(Ordering::Relaxed) {
+        let rounds = done.load(Ordering::Relaxed);
+        let mut sent: Vec<u8> = (0..65_536u32)
+            .map(|i| (i.wrapping_mul(31).wrapping_add(rounds) % 251) as u8)
+            .collect();
+        sent[0] = b'E';
+        s.write_all(&sent)
+            .map_err(|e| format!("round {rounds}: {e}"))?;
+        let mut back = vec![0u8; sent.len()];
+        s.read_exact(&mut back)
+            .map_err(|e| format!("round {rounds}: {e}"))?;
+        if back != sent {
+            return Err(format!("round {rounds}: the echo differs"));
+        }
+        done.store(rounds + 1, Ordering::Relaxed);
+        thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// Waits up to 10 s for `done` to reach `n` rounds.
+fn wait_rounds(done: &AtomicU32, n: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while done.load(Ordering::Relaxed) < n {
+        assert!(
+            Instant::now() < deadline,
+            "the bystander did not reach {n} rounds"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn client_reset_mid_stream_closes_the_backend_and_the_relay_serves_on() {
     let (tx, rx) = mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
+    // Connections starting with `E` are echoed (the bystander); the others are counted.
     let backend = Backend::start(move |mut s| {
         let start = Instant::now();
         let mut buf = [0u8; 65536];
         let mut total = 0;
+        let mut echo = None;
         let outcome = loop {
             match s.read(&mut buf) {
                 Ok(0) => break "eof",
                 Err(_) => break "error",
-                Ok(n) => total += n,
+                Ok(n) => {
+                    if *echo.get_or_insert(buf[0] == b'E') {
+                        if s.write_all(&buf[..n]).is_err() {
+                            break "error";
+                        }
+                    } else {
+                        total += n
+                    }
+                }
             }
         };
-        let _ = tx.lock().unwrap().send((outcome, total, start.elapsed()));
+        if echo != Some(true) {
+            let _ = tx.lock().unwrap().send((outcome, total, start.elapsed()));
+        }
     });
     let relay = RelayProcess::start(&["--forward", &backend.addr.to_string()]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU32::new(0));
+    let bystander = relay.connect();
+    let bystander = {
+        let (done, stop) = (Arc::clone(&done), Arc::clone(&stop));
+        thread::spawn(move || keep_echoing(bystander, done, stop))
+    };
+    wait_rounds(&done, 3);
+
     let mut c = relay.connect();
+    let victim_port = c.local_addr().unwrap().port();
     c.write_all(&vec![7u8; 4 << 20]).unwrap();
     thread::sleep(Duration::from_millis(100));
     reset(c);
+    let at_reset = done.load(Ordering::Relaxed);
     let (outcome, total, _) = rx
         .recv_timeout(Duration::from_secs(3))
         .expect("backend saw the close within 3 s");
     assert!(total > 0, "backend got bytes before the reset ({outcome})");
+    // The victim's end line says what happened to it.
+    let line = format!("client=127.0.0.1:{victim_port}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let end = loop {
+        let log = relay.stderr();
+        let found = log
+            .lines()
+            .find(|l| l.contains("session end") && l.contains(&line))
+            .map(str::to_string);
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "no end line for {line}:\n{log}");
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        end.contains("reason=\"client error: Connection reset by peer"),
+        "{end}"
+    );
 
     // A new session still works.
     let mut c2 = relay.connect();
@@ -119,4 +201,9 @@ fn client_reset_mid_stream_closes_the_backend_and_the_relay_serves_on() {
     c2.shutdown(std::net::Shutdown::Write).unwrap();
     let (outcome, total, _) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
     assert_eq!((outcome, total), ("eof", 5));
+
+    // And the bystander, open across all of it, kept every byte, before and after.
+    wait_rounds(&done, at_reset + 3);
+    stop.store(true, Ordering::Relaxed);
+    bystander.join().unwrap().expect("bystander session intact");
 }

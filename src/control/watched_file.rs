@@ -1,13 +1,14 @@
 //! [`WatchedFile`]: a file the relay re-reads when it changes (the multifile, the tokens
 //! file), shared by every shard. Each use stats the file (one syscall); a new version is
 //! loaded once; a version that fails to load is reported once and the last good contents
-//! stay in use.
+//! stay in use. [`reread_all`] (SIGHUP) loads every watched file of the process again,
+//! changed or not, with the same rule: a broken file keeps the last good contents.
 
 use std::fmt::Display;
 use std::fs::{self, Metadata};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 /// What identifies a version of a file: a rewrite, a rename over it, a chmod all show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,9 +42,14 @@ struct State<T> {
     seen: Option<Stamp>,
 }
 
-/// A file loaded at start and re-read whenever it changes.
+/// A file loaded at start and re-read whenever it changes (and on [`reread_all`]).
 #[derive(Debug)]
 pub struct WatchedFile<T, E> {
+    inner: Arc<Inner<T, E>>,
+}
+
+#[derive(Debug)]
+struct Inner<T, E> {
     path: PathBuf,
     /// What the file is, for log lines ("token file", "password file").
     what: &'static str,
@@ -51,11 +57,38 @@ pub struct WatchedFile<T, E> {
     state: Mutex<State<T>>,
 }
 
-impl<T, E: Display> WatchedFile<T, E> {
+/// What [`reread_all`] does to one file, whatever its contents' type.
+trait Reread: Send + Sync {
+    /// Loads the file again; returns the log line's words (`password file PATH reloaded`).
+    fn reread(&self) -> Result<String, String>;
+}
+
+/// Every watched file still open in this process, for [`reread_all`].
+static ALL: Mutex<Vec<Weak<dyn Reread>>> = Mutex::new(Vec::new());
+
+/// Loads every watched file of the process again, changed or not (SIGHUP), and logs what
+/// each did: reloaded, or not (the last good contents stay). Returns how many there were.
+/// Runs on the caller's thread; a shard using a file meanwhile waits for its load.
+pub fn reread_all() -> usize {
+    let files: Vec<Arc<dyn Reread>> = {
+        let mut all = ALL.lock().unwrap_or_else(|e| e.into_inner());
+        all.retain(|f| f.strong_count() > 0);
+        all.iter().filter_map(Weak::upgrade).collect()
+    };
+    for file in &files {
+        match file.reread() {
+            Ok(done) => tracing::info!("SIGHUP: {done}"),
+            Err(failed) => tracing::warn!("SIGHUP: {failed}"),
+        }
+    }
+    files.len()
+}
+
+impl<T: Send + Sync + 'static, E: Display + 'static> WatchedFile<T, E> {
     /// Loads `path` now; an error here is the caller's to report (start-up fails).
     pub fn open(path: PathBuf, what: &'static str, load: Loader<T, E>) -> Result<Self, E> {
         let (stamp, contents) = load(&path)?;
-        Ok(Self {
+        let inner = Arc::new(Inner {
             path,
             what,
             load,
@@ -63,17 +96,57 @@ impl<T, E: Display> WatchedFile<T, E> {
                 current: Arc::new(contents),
                 seen: Some(stamp),
             }),
-        })
+        });
+        let weak: Weak<dyn Reread> = Arc::downgrade(&inner) as Weak<dyn Reread>;
+        let mut all = ALL.lock().unwrap_or_else(|e| e.into_inner());
+        all.retain(|f| f.strong_count() > 0);
+        all.push(weak);
+        Ok(Self { inner })
     }
+}
 
+impl<T, E: Display> WatchedFile<T, E> {
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.inner.path
     }
 
     /// The contents as the file is now (re-read if it changed; the last good contents if
     /// the new version does not load).
     pub fn current(&self) -> Arc<T> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.inner.current()
+    }
+}
+
+impl<T: Send + Sync, E: Display> Reread for Inner<T, E> {
+    fn reread(&self) -> Result<String, String> {
+        let path = self.path.display();
+        // Under the lock, as a change seen by a shard is: one version loaded at a time.
+        let mut state = self.lock();
+        match (self.load)(&self.path) {
+            Ok((stamp, contents)) => {
+                state.current = Arc::new(contents);
+                state.seen = Some(stamp);
+                Ok(format!("{} {path} reloaded", self.what))
+            }
+            Err(error) => {
+                // This version is reported here; the next use need not report it again.
+                state.seen = fs::metadata(&self.path).ok().map(|md| Stamp::of(&md));
+                Err(format!(
+                    "{} {path} not reloaded, keeping what was loaded before: {error}",
+                    self.what
+                ))
+            }
+        }
+    }
+}
+
+impl<T, E: Display> Inner<T, E> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn current(&self) -> Arc<T> {
+        let mut state = self.lock();
         self.refresh(&mut state);
         Arc::clone(&state.current)
     }
@@ -112,6 +185,8 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     static LOADS: AtomicUsize = AtomicUsize::new(0);
+    /// [`reread_all`] loads every file of the process: the tests that count loads take turns.
+    static COUNTING: Mutex<()> = Mutex::new(());
 
     /// Reads a number; anything else is an error.
     fn load_number(path: &Path) -> Result<(Stamp, u32), String> {
@@ -128,6 +203,7 @@ mod tests {
 
     #[test]
     fn each_version_is_loaded_once_and_a_broken_one_keeps_the_last_good() {
+        let _turn = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
         let dir = std::env::temp_dir().join(format!("watched-file-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("n");
@@ -147,6 +223,41 @@ mod tests {
 
         fs::write(&path, "4444").unwrap();
         assert_eq!((*file.current(), loads()), (4444, 4));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn reread_all_loads_an_unchanged_file_again_and_a_broken_one_keeps_the_last_good() {
+        let _turn = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = std::env::temp_dir().join(format!("watched-reread-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("n");
+        fs::write(&path, "5").unwrap();
+        let file = WatchedFile::open(path.clone(), "number file", load_number).unwrap();
+        let loads = || LOADS.load(Ordering::SeqCst);
+        let before = loads();
+        assert_eq!(*file.current(), 5);
+        assert_eq!(loads(), before, "an unchanged file is not loaded on use");
+        assert!(reread_all() >= 1);
+        assert_eq!(
+            loads(),
+            before + 1,
+            "reread_all loads it although unchanged"
+        );
+        assert_eq!((*file.current(), loads()), (5, before + 1));
+
+        fs::write(&path, "six").unwrap();
+        reread_all();
+        // The broken version was reported by reread_all; using the file does not load it again.
+        assert_eq!((*file.current(), loads()), (5, before + 2));
+        fs::write(&path, "7").unwrap();
+        reread_all();
+        assert_eq!(*file.current(), 7);
+
+        drop(file);
+        let left = loads();
+        reread_all();
+        assert_eq!(loads(), left, "a dropped file is not re-read");
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -46,7 +46,8 @@ pub fn run_proxy(config: ProxyConfig) -> anyhow::Result<()> {
         Arc::clone(&relay.shutdown),
         relay.config.drain_timeout.as_secs_f64(),
         move || {
-            if certs.is_none() && source.is_none() {
+            let files = crate::control::watched_file::reread_all();
+            if certs.is_none() && source.is_none() && files == 0 {
                 tracing::info!("SIGHUP: nothing to reload");
             }
             reload(certs.as_deref());
@@ -88,7 +89,8 @@ pub fn run_proxy(config: ProxyConfig) -> anyhow::Result<()> {
 }
 
 /// SIGHUP: loads the TLS certificate again; a failed load keeps the current one. (The
-/// multifile needs no signal: it is re-read when it changes.)
+/// multifile and the tokens file are re-read when they change, and on SIGHUP by
+/// `watched_file::reread_all`.)
 fn reload(certs: Option<&tls::CertStore>) {
     match certs.map(tls::CertStore::reload) {
         None => {}
