@@ -1,16 +1,19 @@
 //! WebSocket on the shared port: raw targets by token, checked byte for byte with an
 //! independent client (Python's `websockets`); the close codes and HTTP refusals a client
-//! gets for bad input; xpra over WebSocket through the same door as TCP.
+//! gets for bad input; xpra over WebSocket through the same door as TCP; the heartbeat,
+//! which closes a session whose client answers nothing.
 
 mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use common::{Backend, RelayProcess, Scratch};
 use deskrelay::front::ws::{client_binary, client_frame, CloseCode, OpCode};
+use tungstenite::protocol::frame::coding::Control;
 
 /// A relay with a token file naming `target` as `good`.
 fn token_relay(scratch: &Scratch, target: &str, extra: &[&str]) -> RelayProcess {
@@ -133,7 +136,12 @@ fn frames(all: &[u8]) -> Vec<(u8, std::ops::Range<usize>)> {
 fn close_code(s: &mut TcpStream) -> u16 {
     let mut all = Vec::new();
     let _ = s.read_to_end(&mut all);
-    let (_, payload) = frames(&all)
+    close_code_in(&all)
+}
+
+/// The code of the first close frame in `all` (server frames from a frame boundary).
+fn close_code_in(all: &[u8]) -> u16 {
+    let (_, payload) = frames(all)
         .into_iter()
         .find(|(op, _)| *op == 0x8)
         .unwrap_or_else(|| panic!("no close frame in {} bytes", all.len()));
@@ -196,6 +204,147 @@ fn the_heartbeat_pings_an_idle_session() {
     let mut head = [0u8; 2];
     s.read_exact(&mut head).unwrap();
     assert_eq!(head[0], 0x89, "a ping frame (FIN + opcode 9)");
+}
+
+/// A backend that reads until its client's end and then reports (with the time).
+fn eof_reporting_backend() -> (Backend, mpsc::Receiver<Instant>) {
+    let (tx, rx) = mpsc::channel();
+    let backend = Backend::start(move |mut s| {
+        let mut buf = [0u8; 4096];
+        while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+        let _ = tx.send(Instant::now());
+    });
+    (backend, rx)
+}
+
+#[test]
+fn a_client_that_never_answers_pings_is_closed_after_two_intervals() {
+    let scratch = Scratch::new("ws-heartbeat-dead");
+    let (backend, backend_eof) = eof_reporting_backend();
+    let relay = token_relay(
+        &scratch,
+        &backend.addr.to_string(),
+        &["--ws-heartbeat", "0.4"],
+    );
+    // Upgrades, then neither reads nor writes: a peer that vanished without a FIN.
+    let mut s = upgraded(&relay);
+    let upgraded_at = Instant::now();
+    let eof = backend_eof
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the backend leg is shut down");
+    // First ping at 1 interval, then 2 silent ones: 1.2 s (no earlier), with slack above.
+    let took = eof - upgraded_at;
+    assert!(took >= Duration::from_millis(1100), "closed after {took:?}");
+    assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    let mut all = Vec::new();
+    s.read_to_end(&mut all)
+        .expect("the transport ends with a FIN");
+    let ops: Vec<u8> = frames(&all).into_iter().map(|(op, _)| op).collect();
+    assert!(ops.len() >= 3, "pings, then the close: {ops:?}");
+    assert!(ops[..ops.len() - 1].iter().all(|&op| op == 0x9), "{ops:?}");
+    assert_eq!(close_code_in(&all), 1001);
+    assert!(relay.wait_for_log(
+        "heartbeat: closed a WebSocket session silent for 0.8 s",
+        Duration::from_secs(5)
+    ));
+}
+
+/// Reads one server frame: opcode and payload.
+fn read_frame(s: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
+    let mut head = [0u8; 2];
+    s.read_exact(&mut head)?;
+    let len = match head[1] & 0x7f {
+        126 => {
+            let mut l = [0u8; 2];
+            s.read_exact(&mut l)?;
+            u16::from_be_bytes(l) as usize
+        }
+        127 => {
+            let mut l = [0u8; 8];
+            s.read_exact(&mut l)?;
+            u64::from_be_bytes(l) as usize
+        }
+        n => n as usize,
+    };
+    let mut payload = vec![0u8; len];
+    s.read_exact(&mut payload)?;
+    Ok((head[0] & 0x0f, payload))
+}
+
+/// Reads frames, answering every ping, until a binary frame; returns its payload.
+fn next_binary_answering_pings(s: &mut TcpStream, pings: &mut u32) -> Vec<u8> {
+    loop {
+        let (op, payload) = read_frame(s).expect("a frame");
+        match op {
+            0x9 => {
+                *pings += 1;
+                let pong = OpCode::Control(Control::Pong);
+                s.write_all(&client_frame(pong, true, &payload, [3, 1, 4, 1]))
+                    .unwrap();
+            }
+            0x2 => return payload,
+            other => panic!("unexpected opcode {other:#x}: {payload:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_client_that_answers_pings_stays_open_for_many_intervals() {
+    let scratch = Scratch::new("ws-heartbeat-alive");
+    let echo = Backend::echo();
+    let relay = token_relay(&scratch, &echo.addr.to_string(), &["--ws-heartbeat", "0.2"]);
+    let mut s = upgraded(&relay);
+    s.write_all(&client_binary(b"first", [1, 1, 1, 1])).unwrap();
+    let mut pings = 0;
+    assert_eq!(next_binary_answering_pings(&mut s, &mut pings), b"first");
+    // Only pongs for 8 intervals: four times the silence that closes a session.
+    let quiet_until = Instant::now() + Duration::from_millis(1600);
+    while Instant::now() < quiet_until {
+        let (op, payload) = read_frame(&mut s).expect("a ping, not the end");
+        assert_eq!(op, 0x9, "only pings while the session is quiet");
+        pings += 1;
+        let pong = OpCode::Control(Control::Pong);
+        s.write_all(&client_frame(pong, true, &payload, [2, 7, 1, 8]))
+            .unwrap();
+    }
+    assert!(pings >= 6, "{pings} pings in 1.6 s at 0.2 s");
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    s.write_all(&client_binary(&data, [9, 8, 7, 6])).unwrap();
+    let mut back = Vec::new();
+    while back.len() < data.len() {
+        back.extend(next_binary_answering_pings(&mut s, &mut pings));
+    }
+    assert_eq!(back, data, "every byte both ways after the quiet spell");
+    assert!(!relay.stderr().contains("heartbeat: closed"));
+}
+
+#[test]
+fn a_client_that_sends_data_but_no_pongs_stays_open() {
+    let scratch = Scratch::new("ws-heartbeat-data");
+    let echo = Backend::echo();
+    let relay = token_relay(&scratch, &echo.addr.to_string(), &["--ws-heartbeat", "0.2"]);
+    let mut s = upgraded(&relay);
+    // A frame every half interval for 8 intervals, pings unanswered and unread meanwhile.
+    let mut sent = Vec::new();
+    for i in 0..16u8 {
+        let chunk = [i; 33];
+        s.write_all(&client_binary(&chunk, [i, 2, 3, 4])).unwrap();
+        sent.extend_from_slice(&chunk);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut back = Vec::new();
+    let mut pings = 0;
+    while back.len() < sent.len() {
+        let (op, payload) = read_frame(&mut s).expect("a frame, not the end");
+        match op {
+            0x9 => pings += 1,
+            0x2 => back.extend(payload),
+            other => panic!("unexpected opcode {other:#x}"),
+        }
+    }
+    assert_eq!(back, sent);
+    assert!(pings >= 5, "{pings} pings");
+    assert!(!relay.stderr().contains("heartbeat: closed"));
 }
 
 #[test]

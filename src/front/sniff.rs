@@ -123,6 +123,9 @@ pub async fn sniff_from(
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -6,8 +6,15 @@
 //! (`engine/auth_throttle.rs`); a blocked address gets `429 Too Many Requests` with
 //! `Retry-After` for any `?token=` upgrade, before its token is looked up. A bridged
 //! session quiet for the idle timeout ends with a close frame 1001 (going away).
+//!
+//! With `--ws-heartbeat`, a bridged session whose client answered no ping (and sent
+//! nothing else) for two intervals ends the same way: close 1001 when its stream is between
+//! frames, then the transport and the backend closed, and a line logged at most once a
+//! second. 1001 rather than 1011: the relay gives up on a peer it takes for gone, as for
+//! the idle timeout; nothing failed on the server's side.
 
 use std::io::{self, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -22,9 +29,11 @@ use super::ws::{CloseCode, WsStream};
 use super::xpra::{self, XpraDoor, XpraEnd};
 use crate::control::registry::{Door, Live};
 use crate::control::stats::ShardStats;
-use crate::engine::runtime::{resolve, sleep, within};
+use crate::engine::log_rate::LogRate;
+use crate::engine::runtime::{resolve, within};
 use crate::relay::bridge::{bridge, BridgeEnd};
 use crate::relay::buffer_pool::BufferPool;
+use crate::relay::idle::GOODBYE;
 use crate::relay::stream::{ByteStream, Prefixed};
 
 /// The HTTP door's configuration.
@@ -203,15 +212,12 @@ async fn upgraded<S: ByteStream>(
             let end = match web.heartbeat {
                 None => bridge(&ws, &backend, pool, idle, ctx.live).await,
                 Some(every) => {
-                    or(bridge(&ws, &backend, pool, idle, ctx.live), async {
-                        loop {
-                            sleep(every).await;
-                            if ws.heartbeat().await.is_err() {
-                                std::future::pending::<()>().await;
-                            }
-                        }
-                    })
-                    .await
+                    // The bridge is dropped before the goodbye, so no frame can follow it.
+                    let relayed = async { Ok(bridge(&ws, &backend, pool, idle, ctx.live).await) };
+                    match or(relayed, async { Err(ws.keep_alive(every).await) }).await {
+                        Ok(end) => end,
+                        Err(silent) => heartbeat_timeout(&ws, &backend, silent, ctx.live).await,
+                    }
                 }
             };
             if let Some(after) = end.idle {
@@ -222,6 +228,40 @@ async fn upgraded<S: ByteStream>(
                 end,
             }
         }
+    }
+}
+
+/// Closes a bridged session whose client stopped answering pings (see the module doc).
+async fn heartbeat_timeout<S: ByteStream>(
+    ws: &WsStream<S>,
+    backend: &impl ByteStream,
+    silent: Duration,
+    live: Live<'_>,
+) -> BridgeEnd {
+    static LOG: LogRate = LogRate::new();
+    static CLOSED: AtomicU64 = AtomicU64::new(0);
+    // The client may have stopped reading too: the goodbye gets as long as an idle one.
+    let _ = within(GOODBYE, ws.close_going_away("heartbeat timeout")).await;
+    ws.shutdown_both();
+    backend.shutdown_both();
+    let total = CLOSED.fetch_add(1, Ordering::Relaxed) + 1;
+    if LOG.allow() {
+        tracing::info!(
+            "heartbeat: closed a WebSocket session silent for {} s after a ping ({total} so far)",
+            silent.as_secs_f64()
+        );
+    }
+    BridgeEnd {
+        to_backend: live.to_backend().session_bytes(),
+        to_client: live.to_client().session_bytes(),
+        error: Some(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "no answer to heartbeat pings for {} s",
+                silent.as_secs_f64()
+            ),
+        )),
+        idle: None,
     }
 }
 

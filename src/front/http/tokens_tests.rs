@@ -1,4 +1,10 @@
-//! Tests for the token file: format, errors with line numbers, reloads.
+//! Tests for the token file: format, errors with line numbers, reloads; properties: no
+//! text panics the parser, and generated files read back as the map they were made from.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+
+use proptest::collection::{hash_map, vec};
+use proptest::prelude::*;
 
 use super::*;
 use crate::front::http::testdir::TempDir;
@@ -132,4 +138,76 @@ fn refuses_what_is_not_a_file() {
         TokenFile::open(dir.path().join("missing")),
         Err(TokenFileError::Io { .. })
     ));
+}
+
+/// A target in each of the three written forms.
+fn any_target() -> impl Strategy<Value = Target> {
+    prop_oneof![
+        (any::<[u8; 4]>(), 1u16..).prop_map(|(ip, port)| Target::Addr(SocketAddr::V4(
+            SocketAddrV4::new(Ipv4Addr::from(ip), port)
+        ))),
+        (any::<[u16; 8]>(), 1u16..).prop_map(|(ip, port)| Target::Addr(SocketAddr::V6(
+            SocketAddrV6::new(Ipv6Addr::from(ip), port, 0, 0)
+        ))),
+        ("h[a-z0-9._-]{0,30}", 1u16..).prop_map(|(host, port)| Target::Host { host, port }),
+    ]
+}
+
+/// How a line may be laid out around `token: target`.
+#[derive(Debug, Clone)]
+struct Layout {
+    indent: &'static str,
+    gap: &'static str,
+    trailing: &'static str,
+    crlf: bool,
+    comment_before: bool,
+}
+
+fn any_layout() -> impl Strategy<Value = Layout> {
+    let space = || prop_oneof![Just(""), Just(" "), Just("\t"), Just("  \t ")];
+    let gap = prop_oneof![Just(" "), Just("\t"), Just("   ")];
+    (space(), gap, space(), any::<bool>(), any::<bool>()).prop_map(
+        |(indent, gap, trailing, crlf, comment_before)| Layout {
+            indent,
+            gap,
+            trailing,
+            crlf,
+            comment_before,
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(data in vec(any::<u8>(), 0..512)) {
+        if let Err((line, _)) = parse(&data) {
+            prop_assert!(line >= 1 && line <= data.split(|&b| b == b'\n').count());
+        }
+    }
+
+    #[test]
+    fn line_shaped_text_never_panics(lines in vec("[a-z0-9:#\\[\\]. \t/_-]{0,40}", 0..8)) {
+        let text = lines.join("\n");
+        if let Err((line, _)) = parse(text.as_bytes()) {
+            prop_assert!(line >= 1 && line <= lines.len().max(1));
+        }
+    }
+
+    #[test]
+    fn generated_files_read_back_as_their_map(
+        map in hash_map("[A-Za-z0-9_.~-][A-Za-z0-9_.~:#-]{0,20}", any_target(), 0..8),
+        layouts in vec(any_layout(), 8),
+    ) {
+        let mut text = String::new();
+        for ((token, target), l) in map.iter().zip(&layouts) {
+            if l.comment_before {
+                text.push_str("# a comment: 10.0.0.1:1\n\n");
+            }
+            let eol = if l.crlf { "\r\n" } else { "\n" };
+            text.push_str(&format!("{}{token}:{}{target}{}{eol}", l.indent, l.gap, l.trailing));
+        }
+        prop_assert_eq!(parse(text.as_bytes()), Ok(map));
+    }
 }

@@ -7,13 +7,26 @@
 //! between reads (`carry`, at most [`MIN_BUFFER`] bytes). Each write becomes one binary
 //! frame. Control replies (pong, close) are sent before the next write, or at once when
 //! the read side needs nothing else.
+//!
+//! Heartbeat liveness ([`WsStream::keep_alive`]): the stream notes whether the client sent
+//! anything (a pong, any frame) and whether its reader is waiting on the client. A client
+//! the reader waited on that sent nothing for two intervals after a ping is taken for gone
+//! (a peer that vanished without a FIN); one whose reader is busy elsewhere (its bytes
+//! held up by a slow backend) is not silent, only unheard.
 
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_lite::future::or;
 
 use super::{binary_header, close, pong, CloseCode, ServerDecoder, Step, WsError, MIN_BUFFER};
+use crate::engine::runtime::sleep;
 use crate::relay::stream::ByteStream;
+
+/// Heartbeat intervals after a ping that a client may stay silent before it is given up.
+pub const SILENT_INTERVALS: u32 = 2;
 
 /// A WebSocket connection (after the 101 response) carrying one byte stream.
 pub struct WsStream<S> {
@@ -28,6 +41,10 @@ pub struct WsStream<S> {
     writing: Cell<bool>,
     /// Our close frame went out: nothing may follow it (RFC 6455 5.5.1).
     close_sent: Cell<bool>,
+    /// The client sent bytes since [`WsStream::keep_alive`] last looked.
+    heard: Cell<bool>,
+    /// The last read found nothing from the client and waits for it.
+    waiting: Cell<bool>,
 }
 
 impl<S: ByteStream> WsStream<S> {
@@ -42,7 +59,43 @@ impl<S: ByteStream> WsStream<S> {
             closed: Cell::new(false),
             writing: Cell::new(false),
             close_sent: Cell::new(false),
+            heard: Cell::new(false),
+            waiting: Cell::new(false),
         }
+    }
+
+    /// Pings every `every` (see [`WsStream::heartbeat`]) and resolves once the client has
+    /// sent nothing, while the reader waited on it, for [`SILENT_INTERVALS`] intervals after
+    /// a ping; returns that silence. Never resolves for a client that answers or sends.
+    /// Dropping it may cut a ping short: [`ByteStream::close_going_away`] then knows.
+    pub async fn keep_alive(&self, every: Duration) -> Duration {
+        let pinging = async {
+            loop {
+                sleep(every).await;
+                if self.heartbeat().await.is_err() {
+                    // The client is gone for writes: the session's own paths find out.
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        let watching = async {
+            // Silence before the first ping proves nothing.
+            sleep(every).await;
+            self.heard.set(false);
+            let mut silent = 0;
+            loop {
+                sleep(every).await;
+                if self.heard.replace(false) || !self.waiting.get() {
+                    silent = 0;
+                } else {
+                    silent += 1;
+                    if silent == SILENT_INTERVALS {
+                        return every * silent;
+                    }
+                }
+            }
+        };
+        or(watching, pinging).await
     }
 
     /// A heartbeat ping: sent now when no frame is being written, else queued to go out
@@ -162,6 +215,7 @@ impl<S: ByteStream> ByteStream for WsStream<S> {
             "room for a carried control frame"
         );
         loop {
+            self.waiting.set(false);
             if self.closed.get() {
                 return Poll::Ready(Ok(0));
             }
@@ -173,9 +227,11 @@ impl<S: ByteStream> ByteStream for WsStream<S> {
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {
                     *self.carry.borrow_mut() = carried;
+                    self.waiting.set(true);
                     return Poll::Pending;
                 }
             };
+            self.heard.set(true);
             match self.decode(buf, carried.len() + n) {
                 Ok(0) => continue, // only control frames, or a partial header: read on
                 Ok(out) => return Poll::Ready(Ok(out)),

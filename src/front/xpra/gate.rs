@@ -177,4 +177,6 @@ fn push_pass(steps: &mut Vec<Step>, range: Range<usize>) {
 }
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;

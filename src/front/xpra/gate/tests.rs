@@ -6,9 +6,9 @@ use crate::xpra::header::{Compression, Encoding};
 use crate::xpra::packet::{encode_frame, Packet};
 use crate::xpra::Value;
 
-const WATCH: &[&str] = &["disconnect", "info-response"];
+pub(super) const WATCH: &[&str] = &["disconnect", "info-response"];
 
-fn frame(kind: &str, filler: usize, enc: Encoding, comp: Compression) -> Vec<u8> {
+pub(super) fn frame(kind: &str, filler: usize, enc: Encoding, comp: Compression) -> Vec<u8> {
     encode_frame(
         &Packet {
             items: vec![
@@ -23,7 +23,7 @@ fn frame(kind: &str, filler: usize, enc: Encoding, comp: Compression) -> Vec<u8>
     .expect("encodable")
 }
 
-fn raw_chunk(index: u8, body: &[u8]) -> Vec<u8> {
+pub(super) fn raw_chunk(index: u8, body: &[u8]) -> Vec<u8> {
     let mut f = vec![b'P', 0, 0, index];
     f.extend_from_slice(&(body.len() as u32).to_be_bytes());
     f.extend_from_slice(body);
