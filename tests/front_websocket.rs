@@ -90,7 +90,10 @@ fn an_unknown_token_or_a_port_in_the_url_is_refused_before_the_upgrade() {
 
 /// Upgrades a raw socket to `?token=good`; returns it after the 101.
 fn upgraded(relay: &RelayProcess) -> TcpStream {
-    let mut s = relay.connect();
+    upgrade(relay.connect())
+}
+
+fn upgrade(mut s: TcpStream) -> TcpStream {
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     write!(
         s,
@@ -386,4 +389,52 @@ fn a_host_name_target_is_resolved_and_bridged() {
     let mut back = [0u8; 9];
     s.read_exact(&mut back).unwrap();
     assert_eq!(&back, b"\x82\x07by name");
+}
+
+/// A slow client reading a big stream under a heartbeat: its pongs wait behind our data
+/// frames in its socket, so it must not be taken for gone while it reads them (it was: a
+/// reset mid-stream in one round of two); and pings must never land inside a data frame,
+/// though the backend trickling bytes leaves the data path idle between writes, so pings
+/// start while the socket is full and data writes queue behind them.
+#[test]
+fn a_slow_client_under_a_heartbeat_gets_every_frame_whole_and_stays_open() {
+    const LEN: usize = 2 << 20;
+    let data: Vec<u8> = (0..LEN as u32).map(|i| (i * 31 % 253) as u8).collect();
+    let sent = data.clone();
+    let trickler = Backend::start(move |mut s| {
+        for chunk in sent.chunks(8 * 1024) {
+            if s.write_all(chunk).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let _ = s.read(&mut [0u8; 1]);
+    });
+    let scratch = Scratch::new("ws-heartbeat-slow-client");
+    let relay = token_relay(
+        &scratch,
+        &trickler.addr.to_string(),
+        &["--ws-heartbeat", "0.02"],
+    );
+    // Six rounds: the failures were one round in a few.
+    for round in 0..6 {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(4096).unwrap(); // before connect: a small window
+        socket.connect(&relay.addr.into()).unwrap();
+        let mut s = upgrade(socket.into());
+        let (mut back, mut pings) = (Vec::with_capacity(LEN), 0);
+        while back.len() < LEN {
+            // A frame at a time, each read slowed down: the relay's writes wait for room.
+            back.extend(next_binary_answering_pings(&mut s, &mut pings));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(back.len(), LEN, "round {round}");
+        assert!(back == data, "round {round}: the stream arrived altered");
+        assert!(
+            pings >= 3,
+            "round {round}: {pings} pings, the case never happened"
+        );
+    }
 }

@@ -22,6 +22,7 @@ mod encoder;
 mod error;
 mod mask;
 mod stream;
+mod write_turn;
 
 pub use decoder::{Event, ServerDecoder, Step, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, MIN_BUFFER};
 pub use encoder::{

@@ -12,7 +12,9 @@
 //! anything (a pong, any frame) and whether its reader is waiting on the client. A client
 //! the reader waited on that sent nothing for two intervals after a ping is taken for gone
 //! (a peer that vanished without a FIN); one whose reader is busy elsewhere (its bytes
-//! held up by a slow backend) is not silent, only unheard.
+//! held up by a slow backend) is not silent, only unheard; nor is one still reading our
+//! data frames (a slow client's pongs wait behind them in its socket). Pings never count
+//! as data delivered: they fit in the send buffer of a peer that is gone.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -21,12 +23,16 @@ use std::time::Duration;
 
 use futures_lite::future::or;
 
+use super::write_turn::WriteTurn;
 use super::{binary_header, close, pong, CloseCode, ServerDecoder, Step, WsError, MIN_BUFFER};
 use crate::engine::runtime::sleep;
 use crate::relay::stream::ByteStream;
 
 /// Heartbeat intervals after a ping that a client may stay silent before it is given up.
 pub const SILENT_INTERVALS: u32 = 2;
+/// With a heartbeat, big data frames go out in writes of this size (one TLS record's
+/// worth), so that a slow client reading them shows progress within an interval.
+pub const HEARTBEAT_PIECE: usize = 16 * 1024;
 
 /// A WebSocket connection (after the 101 response) carrying one byte stream.
 pub struct WsStream<S> {
@@ -37,12 +43,20 @@ pub struct WsStream<S> {
     control: RefCell<Vec<u8>>,
     /// The client sent a close frame, or broke the protocol: reads are over.
     closed: Cell<bool>,
-    /// A data frame is being written (its header and payload must stay together).
+    /// Whose turn it is to write: the session's direction or the heartbeat.
+    turn: WriteTurn,
+    /// A frame is being written, or its write was cut short (half a frame may be out).
     writing: Cell<bool>,
     /// Our close frame went out: nothing may follow it (RFC 6455 5.5.1).
     close_sent: Cell<bool>,
     /// The client sent bytes since [`WsStream::keep_alive`] last looked.
     heard: Cell<bool>,
+    /// Data went out to the client since [`WsStream::keep_alive`] last looked: a client
+    /// that reads is alive, even while its pongs wait behind our frames in its socket.
+    delivered: Cell<bool>,
+    /// The most one transport write of a data frame carries, so that `delivered` moves
+    /// while a big frame trickles out to a slow client ([`HEARTBEAT_PIECE`] with a heartbeat).
+    piece: Cell<usize>,
     /// The last read found nothing from the client and waits for it.
     waiting: Cell<bool>,
 }
@@ -57,18 +71,22 @@ impl<S: ByteStream> WsStream<S> {
             carry: RefCell::new(Vec::new()),
             control: RefCell::new(Vec::new()),
             closed: Cell::new(false),
+            turn: WriteTurn::default(),
             writing: Cell::new(false),
             close_sent: Cell::new(false),
             heard: Cell::new(false),
+            delivered: Cell::new(false),
+            piece: Cell::new(usize::MAX),
             waiting: Cell::new(false),
         }
     }
 
     /// Pings every `every` (see [`WsStream::heartbeat`]) and resolves once the client has
-    /// sent nothing, while the reader waited on it, for [`SILENT_INTERVALS`] intervals after
-    /// a ping; returns that silence. Never resolves for a client that answers or sends.
+    /// sent nothing, while the reader waited on it, and read none of our data frames, for
+    /// [`SILENT_INTERVALS`] intervals after a ping; returns that silence. Never resolves for a client that answers or sends.
     /// Dropping it may cut a ping short: [`ByteStream::close_going_away`] then knows.
     pub async fn keep_alive(&self, every: Duration) -> Duration {
+        self.piece.set(HEARTBEAT_PIECE);
         let pinging = async {
             loop {
                 sleep(every).await;
@@ -82,10 +100,13 @@ impl<S: ByteStream> WsStream<S> {
             // Silence before the first ping proves nothing.
             sleep(every).await;
             self.heard.set(false);
+            self.delivered.set(false);
             let mut silent = 0;
             loop {
                 sleep(every).await;
-                if self.heard.replace(false) || !self.waiting.get() {
+                let heard = self.heard.replace(false);
+                let delivered = self.delivered.replace(false);
+                if heard || delivered || !self.waiting.get() {
                     silent = 0;
                 } else {
                     silent += 1;
@@ -101,8 +122,12 @@ impl<S: ByteStream> WsStream<S> {
     /// A heartbeat ping: sent now when no frame is being written, else queued to go out
     /// before the next one (a busy connection needs no heartbeat to stay open).
     pub async fn heartbeat(&self) -> io::Result<()> {
-        if self.writing.get() {
+        let Some(_turn) = self.turn.try_take() else {
             self.control.borrow_mut().extend(super::ping(b""));
+            return Ok(());
+        };
+        if self.writing.get() {
+            // A write was cut short: no frame may follow it.
             return Ok(());
         }
         self.writing.set(true);
@@ -113,6 +138,7 @@ impl<S: ByteStream> WsStream<S> {
 
     /// Sends a close frame with `code` (best effort) and ends the connection.
     pub async fn close_with(&self, code: CloseCode, reason: &str) {
+        let _turn = self.turn.take().await;
         let _ = self.inner.write_all(&close(code, reason)).await;
         let _ = self.inner.shutdown_write();
     }
@@ -138,11 +164,16 @@ impl<S: ByteStream> WsStream<S> {
             let mut frame = Vec::with_capacity(len + buf.len());
             frame.extend_from_slice(&head[..len]);
             frame.extend_from_slice(buf);
-            self.inner.write_all(&frame).await
+            self.inner.write_all(&frame).await?;
+            self.delivered.set(true);
         } else {
             self.inner.write_all(&head[..len]).await?;
-            self.inner.write_all(buf).await
+            for piece in buf.chunks(self.piece.get()) {
+                self.inner.write_all(piece).await?;
+                self.delivered.set(true);
+            }
         }
+        Ok(())
     }
 
     async fn flush_control(&self) -> io::Result<()> {
@@ -247,6 +278,7 @@ impl<S: ByteStream> ByteStream for WsStream<S> {
     }
 
     async fn write_all(&self, buf: &[u8]) -> io::Result<()> {
+        let _turn = self.turn.take().await;
         self.writing.set(true);
         let r = self.write_frame(buf).await;
         self.writing.set(false);
@@ -259,6 +291,7 @@ impl<S: ByteStream> ByteStream for WsStream<S> {
     async fn close_write(&self) -> io::Result<()> {
         // A close frame (ours, or the one answering the client's, or a protocol error's
         // code queued by the reader), then the transport's own end.
+        let _turn = self.turn.take().await;
         if self.control.borrow().is_empty() && !self.close_sent.get() {
             self.control
                 .borrow_mut()
@@ -271,6 +304,7 @@ impl<S: ByteStream> ByteStream for WsStream<S> {
     async fn close_going_away(&self, reason: &str) -> io::Result<()> {
         // A write cut short (its future dropped) may have left half a frame: no close frame
         // can follow it, only the transport's end.
+        let _turn = self.turn.take().await;
         if self.writing.get() || self.close_sent.get() {
             return self.inner.shutdown_write();
         }
