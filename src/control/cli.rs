@@ -121,11 +121,10 @@ impl Cli {
             .ignore_errors(true)
             .try_get_matches_from(&args)
             .ok();
-        let proxy = lenient.as_ref().and_then(|m| m.subcommand_matches("proxy"));
-        let Some((root, proxy, path)) = lenient.as_ref().zip(proxy).and_then(|(root, proxy)| {
-            let path = proxy.get_one::<PathBuf>("config")?.clone();
-            Some((root, proxy, path))
-        }) else {
+        let root = lenient.as_ref();
+        let proxy = root.and_then(|m| m.subcommand_matches("proxy"));
+        let path = proxy.and_then(|p| p.get_one::<PathBuf>("config")).cloned();
+        let (Some(root), Some(proxy), Some(path)) = (root, proxy, path) else {
             return Ok(Cli::try_parse_from(&args)?);
         };
         let given = |arg: &clap::Arg| {
