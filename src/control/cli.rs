@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use super::config::{ConfigSource, ProxyConfig, DEFAULT_BIND, DEFAULT_FORWARD};
+use super::problems::Problems;
 use crate::engine::auth_throttle::ThrottleSettings;
 use crate::engine::limits::LimitSettings;
 use crate::engine::privileges::RunAs;
@@ -25,7 +26,7 @@ use crate::xpra::auth::{AuthFile, SessionTarget};
 #[command(version, about)]
 pub struct Cli {
     /// Log filter (tracing EnvFilter syntax), e.g. `info`, `deskrelay=debug`.
-    #[arg(long, global = true, env = "DESKRELAY_LOG", default_value = "info")]
+    #[arg(long, global = true, env = "DESKRELAY_LOG", default_value = "info", value_parser = log_filter)]
     pub log: String,
 
     /// Log lines as text, or as one JSON object a line (for log collectors).
@@ -98,39 +99,55 @@ impl Cli {
     /// with the errors, and their lines, as clap does for flags).
     pub fn from_env() -> Cli {
         Self::try_parse_from_args(std::env::args_os()).unwrap_or_else(|e| {
+            // clap's own: help and version on stdout with status 0, errors with 2.
+            if let Some(clap) = e.downcast_ref::<clap::Error>() {
+                clap.exit()
+            }
             eprintln!("{e:#}");
             std::process::exit(2)
         })
     }
 
     /// [`Cli::from_env`] for given arguments: the config file's keys go in front of the
-    /// command line's own flags, which therefore win.
+    /// command line's own flags, and a key whose flag the command line (or the environment,
+    /// `DESKRELAY_LOG`) sets is left out, so the command line wins.
     pub fn try_parse_from_args(
         args: impl IntoIterator<Item = impl Into<OsString>>,
     ) -> anyhow::Result<Cli> {
         let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-        let cli = Cli::try_parse_from(&args)?;
-        let Command::Proxy(proxy) = &cli.command else {
-            return Ok(cli);
+        // A first, lenient look for `proxy --config`: the file may hold flags the command
+        // line needs (`--tls-key` for its `--tls-cert`).
+        let lenient = Cli::command()
+            .ignore_errors(true)
+            .try_get_matches_from(&args)
+            .ok();
+        let root = lenient.as_ref();
+        let proxy = root.and_then(|m| m.subcommand_matches("proxy"));
+        let path = proxy.and_then(|p| p.get_one::<PathBuf>("config")).cloned();
+        let (Some(root), Some(proxy), Some(path)) = (root, proxy, path) else {
+            return Ok(Cli::try_parse_from(&args)?);
         };
-        let Some(path) = &proxy.config else {
-            return Ok(cli);
+        let given = |arg: &clap::Arg| {
+            use clap::parser::ValueSource::{CommandLine, EnvVariable};
+            let id = arg.get_id().as_str();
+            let set = |m: &clap::ArgMatches| {
+                matches!(m.value_source(id), Some(CommandLine | EnvVariable))
+            };
+            set(proxy) || (arg.is_global_set() && set(root))
         };
-        let path = path.clone();
-        let file = super::config_file::ConfigFile::load(&path).map_err(|errors| {
-            anyhow::anyhow!(errors
-                .iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("\n"))
-        })?;
+        let lines = |errors: Vec<super::config_file::ConfigError>| {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!(lines.join("\n"))
+        };
+        let file = super::config_file::ConfigFile::load(&path).map_err(lines)?;
+        let from_file = file.to_args(given).map_err(lines)?;
         // argv: the program and everything up to `proxy`, the file's flags, the rest.
         let at = args
             .iter()
             .position(|a| a == "proxy")
             .expect("parsed as proxy");
         let mut merged: Vec<OsString> = args[..=at].to_vec();
-        merged.extend(file.to_args(&args[at + 1..]));
+        merged.extend(from_file);
         merged.extend_from_slice(&args[at + 1..]);
         let mut cli = Cli::try_parse_from(merged)?;
         if let Command::Proxy(proxy) = &mut cli.command {
@@ -388,8 +405,15 @@ pub struct ProxyArgs {
 }
 
 impl ProxyArgs {
-    /// Applies the flags over the defaults.
+    /// Applies the flags over the defaults; every problem, one a line, if any.
     pub fn into_config(self) -> anyhow::Result<ProxyConfig> {
+        Ok(self.build()?)
+    }
+
+    /// Applies the flags over the defaults, finding every problem there is, each with the
+    /// flags it concerns (a bad value is reported and its default used to check the rest).
+    pub fn build(self) -> Result<ProxyConfig, Problems> {
+        let mut p = Problems::default();
         let mut cfg = ProxyConfig::defaults();
         cfg.binds = self.binds.clone();
         cfg.forward = self.forward;
@@ -413,25 +437,39 @@ impl ProxyArgs {
         if let Some(n) = self.pipes_per_shard {
             cfg.pipes_per_shard = n;
         }
-        cfg.connect_timeout = seconds("--connect-timeout", self.connect_timeout)?;
-        cfg.drain_timeout = seconds("--drain-timeout", self.drain_timeout)?;
+        let connect = seconds("--connect-timeout", self.connect_timeout);
+        if let Some(t) = p.take(&["connect-timeout"], connect) {
+            cfg.connect_timeout = t;
+        }
+        let drain = seconds("--drain-timeout", self.drain_timeout);
+        if let Some(t) = p.take(&["drain-timeout"], drain) {
+            cfg.drain_timeout = t;
+        }
         if let Some(spec) = &self.auth {
-            let mut door = XpraDoor::new(auth_mode(spec, self.session.as_deref())?);
-            door.max_packet = self.max_packet;
-            door.pre_auth_max_packet = self.pre_auth_max_packet.min(self.max_packet);
-            door.pre_auth_timeout = seconds("--pre-auth-timeout", self.pre_auth_timeout)?;
-            door.connect_timeout = cfg.connect_timeout;
-            door.socket_dirs = self.socket_dirs.clone();
-            cfg.xpra = Some(Arc::new(door));
+            let mode = auth_mode(spec, self.session.as_deref(), &mut p);
+            let pre_auth = seconds("--pre-auth-timeout", self.pre_auth_timeout);
+            let pre_auth = p.take(&["pre-auth-timeout"], pre_auth);
+            if let Some(mode) = mode {
+                let mut door = XpraDoor::new(mode);
+                door.max_packet = self.max_packet;
+                door.pre_auth_max_packet = self.pre_auth_max_packet.min(self.max_packet);
+                door.pre_auth_timeout = pre_auth.unwrap_or(door.pre_auth_timeout);
+                door.connect_timeout = cfg.connect_timeout;
+                door.socket_dirs = self.socket_dirs.clone();
+                cfg.xpra = Some(Arc::new(door));
+            }
         } else if self.session.is_some() {
-            anyhow::bail!("--session needs --auth allow");
+            p.push(&["session"], "--session needs --auth allow");
         }
         if self.fallback.is_some()
             && self.auth.is_none()
             && self.web_root.is_none()
             && self.tokens.is_none()
         {
-            anyhow::bail!("--fallback needs a door beside it: --auth, --web-root or --tokens");
+            p.push(
+                &["fallback"],
+                "--fallback needs a door beside it: --auth, --web-root or --tokens",
+            );
         }
         cfg.fallback = self.fallback;
         cfg.max_sessions = self.max_sessions;
@@ -441,77 +479,107 @@ impl ProxyArgs {
         cfg.max_sessions_per_client = self.max_sessions_per_client;
         cfg.metrics = self.metrics;
         if let Some(user) = &self.user {
-            cfg.run_as = Some(
-                RunAs::resolve(user, self.group.as_deref())
-                    .map_err(|e| anyhow::anyhow!("--user: {e}"))?,
-            );
+            let run_as = RunAs::resolve(user, self.group.as_deref())
+                .map_err(|e| anyhow::anyhow!("--user: {e}"));
+            cfg.run_as = p.take(&["user", "group"], run_as);
         }
         if self.web_root.is_some() || self.tokens.is_some() {
-            cfg.web = Some(Arc::new(self.web_door()?));
+            cfg.web = self.web_door(&mut p).map(Arc::new);
         }
-        let sniffing = cfg.xpra.is_some() || cfg.web.is_some();
+        let sniffing = self.auth.is_some() || self.web_root.is_some() || self.tokens.is_some();
         if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
             if !sniffing {
-                anyhow::bail!("--tls-cert needs a door behind it: --auth, --web-root or --tokens");
+                p.push(
+                    &["tls-cert", "tls-key"],
+                    "--tls-cert needs a door behind it: --auth, --web-root or --tokens",
+                );
+            } else {
+                let store = CertStore::load(cert, key).map_err(|e| anyhow::anyhow!("TLS: {e}"));
+                cfg.tls = p.take(&["tls-cert", "tls-key"], store);
             }
-            cfg.tls = Some(CertStore::load(cert, key).map_err(|e| anyhow::anyhow!("TLS: {e}"))?);
         }
-        cfg.sniff_timeout = seconds("--sniff-timeout", self.sniff_timeout)?;
-        let limits = self.limit_settings()?;
+        let sniff = seconds("--sniff-timeout", self.sniff_timeout);
+        if let Some(t) = p.take(&["sniff-timeout"], sniff) {
+            cfg.sniff_timeout = t;
+        }
+        let limits = self.limits(&mut p);
         cfg.idle_timeout = limits.idle_timeout;
         cfg.auth_throttle = limits.auth;
         cfg.reload_from = self.reload_from.clone();
-        cfg.validate()?;
-        Ok(cfg)
+        for e in cfg.problems() {
+            p.push(&[e.flag()], e);
+        }
+        p.or_value(cfg)
     }
 
     /// The limits SIGHUP may change, checked.
     pub fn limit_settings(&self) -> anyhow::Result<LimitSettings> {
+        let mut p = Problems::default();
+        let limits = self.limits(&mut p);
+        Ok(p.or_value(limits)?)
+    }
+
+    /// The limits, problems recorded in `p` (and the default used for a bad value).
+    fn limits(&self, p: &mut Problems) -> LimitSettings {
+        let defaults = ThrottleSettings::default();
+        let mut secs = |flag: &'static str, value: f64, default: Duration| {
+            p.take(&[flag], seconds(&format!("--{flag}"), value))
+                .unwrap_or(default)
+        };
         let auth = ThrottleSettings {
             max_failures: self.auth_fail_limit,
-            window: seconds("--auth-fail-window", self.auth_fail_window)?,
-            backoff: seconds("--auth-backoff", self.auth_backoff)?,
-            max_backoff: seconds("--auth-backoff-max", self.auth_backoff_max)?,
+            window: secs("auth-fail-window", self.auth_fail_window, defaults.window),
+            backoff: secs("auth-backoff", self.auth_backoff, defaults.backoff),
+            max_backoff: secs(
+                "auth-backoff-max",
+                self.auth_backoff_max,
+                defaults.max_backoff,
+            ),
         };
+        let idle = secs("idle-timeout", self.idle_timeout, Duration::ZERO);
         if auth.backoff > auth.max_backoff {
-            anyhow::bail!("--auth-backoff must not exceed --auth-backoff-max");
+            p.push(
+                &["auth-backoff", "auth-backoff-max"],
+                "--auth-backoff must not exceed --auth-backoff-max",
+            );
         }
-        let idle = seconds("--idle-timeout", self.idle_timeout)?;
-        Ok(LimitSettings {
+        LimitSettings {
             max_sessions: self.max_sessions,
             max_sessions_per_client: self.max_sessions_per_client,
             idle_timeout: (!idle.is_zero()).then_some(idle),
             auth,
-        })
+        }
     }
 }
 
 impl ProxyArgs {
-    /// The HTTP door from `--web-root`, `--tokens` and the `--ws-*` flags.
-    fn web_door(&self) -> anyhow::Result<WebDoor> {
-        let root = match &self.web_root {
-            None => None,
-            Some(dir) => {
-                let mut links = self.web_link_roots.clone();
-                let debian_js =
-                    std::path::Path::new(crate::front::http::static_files::DEBIAN_JAVASCRIPT);
-                if links.is_empty() && debian_js.is_dir() {
-                    links.push(debian_js.to_path_buf());
-                }
-                let root = WebRoot::new(dir)
-                    .and_then(|r| r.with_link_roots(links))
-                    .map_err(|e| anyhow::anyhow!("--web-root {}: {e}", dir.display()))?;
-                Some(root)
+    /// The HTTP door from `--web-root`, `--tokens` and the `--ws-*` flags; `None` with the
+    /// problems recorded in `p`.
+    fn web_door(&self, p: &mut Problems) -> Option<WebDoor> {
+        let found = p.0.len();
+        let root = self.web_root.as_ref().and_then(|dir| {
+            let mut links = self.web_link_roots.clone();
+            let debian_js =
+                std::path::Path::new(crate::front::http::static_files::DEBIAN_JAVASCRIPT);
+            if links.is_empty() && debian_js.is_dir() {
+                links.push(debian_js.to_path_buf());
             }
-        };
-        let tokens = match &self.tokens {
-            None => None,
-            Some(path) => {
-                let file = TokenFile::open(path).map_err(|e| anyhow::anyhow!("--tokens: {e}"))?;
-                Some(Arc::new(file) as Arc<dyn TokenLookup + Send + Sync>)
-            }
-        };
-        Ok(WebDoor {
+            let root = WebRoot::new(dir)
+                .and_then(|r| r.with_link_roots(links))
+                .map_err(|e| anyhow::anyhow!("--web-root {}: {e}", dir.display()));
+            p.take(&["web-root", "web-link-root"], root)
+        });
+        let tokens = self.tokens.as_ref().and_then(|path| {
+            let file = TokenFile::open(path).map_err(|e| anyhow::anyhow!("--tokens: {e}"));
+            p.take(&["tokens"], file)
+                .map(|file| Arc::new(file) as Arc<dyn TokenLookup + Send + Sync>)
+        });
+        let heartbeat = (self.ws_heartbeat > 0.0)
+            .then(|| seconds("--ws-heartbeat", self.ws_heartbeat))
+            .transpose();
+        let heartbeat = p.take(&["ws-heartbeat"], heartbeat).flatten();
+        let request_timeout = Duration::try_from_secs_f64(self.sniff_timeout).ok()?;
+        (p.0.len() == found).then(|| WebDoor {
             root,
             policy: UpgradePolicy {
                 allowed_origins: (!self.ws_origins.is_empty()).then(|| self.ws_origins.clone()),
@@ -519,36 +587,53 @@ impl ProxyArgs {
                 tokens,
             },
             max_frame: self.ws_max_frame,
-            heartbeat: (self.ws_heartbeat > 0.0)
-                .then(|| seconds("--ws-heartbeat", self.ws_heartbeat))
-                .transpose()?,
-            request_timeout: seconds("--sniff-timeout", self.sniff_timeout)?,
+            heartbeat,
+            request_timeout,
         })
     }
 }
 
-/// Parses `--auth`: `allow` (with `--session`) or `multifile:PATH`.
-fn auth_mode(spec: &str, session: Option<&str>) -> anyhow::Result<AuthMode> {
+/// Parses `--auth`: `allow` (with `--session`) or `multifile:PATH`; `None` with the
+/// problems recorded in `p`.
+fn auth_mode(spec: &str, session: Option<&str>, p: &mut Problems) -> Option<AuthMode> {
     match spec.split_once(':') {
         None if spec == "allow" => {
-            let uri = session.ok_or_else(|| anyhow::anyhow!("--auth allow needs --session URI"))?;
+            let Some(uri) = session else {
+                p.push(&["auth"], "--auth allow needs --session URI");
+                return None;
+            };
             let session = uri
                 .parse::<SessionTarget>()
-                .map_err(|e| anyhow::anyhow!("--session {uri}: {e}"))?;
-            Ok(AuthMode::Allow { session })
+                .map_err(|e| anyhow::anyhow!("--session {uri}: {e}"));
+            p.take(&["session"], session)
+                .map(|session| AuthMode::Allow { session })
         }
         Some(("multifile", path)) => {
             if session.is_some() {
-                anyhow::bail!(
-                    "--session is for --auth allow; multifile lines name each user's sessions"
+                p.push(
+                    &["session"],
+                    "--session is for --auth allow; multifile lines name each user's sessions",
                 );
             }
             let file = AuthFile::open(std::path::Path::new(path))
-                .map_err(|e| anyhow::anyhow!("--auth multifile: {e}"))?;
-            Ok(AuthMode::MultiFile(file))
+                .map_err(|e| anyhow::anyhow!("--auth multifile: {e}"));
+            p.take(&["auth"], file).map(AuthMode::MultiFile)
         }
-        _ => anyhow::bail!("--auth {spec}: expected `allow` or `multifile:PATH`"),
+        _ => {
+            p.push(
+                &["auth"],
+                format!("--auth {spec}: expected `allow` or `multifile:PATH`"),
+            );
+            None
+        }
     }
+}
+
+/// `--log`: a filter tracing accepts.
+fn log_filter(spec: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(spec)
+        .map(|_| spec.to_string())
+        .map_err(|e| e.to_string())
 }
 
 fn seconds(name: &str, secs: f64) -> anyhow::Result<Duration> {

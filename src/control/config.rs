@@ -1,5 +1,5 @@
-//! The relay's validated configuration, independent of how it was given (flags today, a
-//! file later).
+//! The relay's validated configuration, independent of how it was given (flags, or a
+//! `--config` file turned into flags).
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -148,25 +148,46 @@ impl ProxyConfig {
         }
     }
 
-    /// Checks the values that flags alone cannot constrain.
+    /// Checks the values that flags alone cannot constrain: the first problem.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        match self.problems().into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Every value that flags alone cannot constrain and that is wrong.
+    pub fn problems(&self) -> Vec<ConfigError> {
+        let mut found = Vec::new();
         if self.binds.is_empty() {
-            return Err(ConfigError::NoBind);
+            found.push(ConfigError::NoBind);
         }
         if self.shards == 0 {
-            return Err(ConfigError::NoShards);
+            found.push(ConfigError::NoShards);
         }
         if self.connect_timeout.is_zero() {
-            return Err(ConfigError::ZeroConnectTimeout);
+            found.push(ConfigError::ZeroConnectTimeout);
         }
-        check_range(
-            "--copy-buffer",
-            self.copy_buffer,
-            4 * 1024,
-            16 * 1024 * 1024,
-        )?;
-        check_range("--pipe-size", self.pipe_size, 4 * 1024, 16 * 1024 * 1024)?;
-        Ok(())
+        let ranges = [
+            ("--copy-buffer", self.copy_buffer),
+            ("--pipe-size", self.pipe_size),
+        ];
+        for (name, value) in ranges {
+            found.extend(check_range(name, value, 4 * 1024, 16 * 1024 * 1024).err());
+        }
+        found
+    }
+}
+
+impl ConfigError {
+    /// The flag (long name, no dashes) the problem is about.
+    pub fn flag(&self) -> &'static str {
+        match self {
+            ConfigError::NoBind => "bind",
+            ConfigError::NoShards => "shards",
+            ConfigError::OutOfRange { name, .. } => name.trim_start_matches('-'),
+            ConfigError::ZeroConnectTimeout => "connect-timeout",
+        }
     }
 }
 

@@ -1,14 +1,16 @@
-//! `--config FILE`: every `deskrelay proxy` flag as a TOML key of the same name
-//! (`bind = ["0.0.0.0:14500"]`, `auth = "multifile:/etc/deskrelay/users"`,
-//! `connect-timeout = 5`). The file's keys become command-line arguments placed before the
-//! real ones, so the command line overrides the file and both are checked by the same
-//! parser; `deskrelay check-config FILE` reports every error with its line.
+//! `--config FILE`: every `deskrelay proxy` flag, and the global `log` and `log-format`,
+//! as a TOML key of the same name (`bind = ["0.0.0.0:14500"]`, `auth =
+//! "multifile:/etc/deskrelay/users"`, `connect-timeout = 5`, `send-proxy = true`). The
+//! file's keys become command-line arguments placed before the real ones, leaving out those
+//! the command line (or `DESKRELAY_LOG`) sets, so the command line wins and both are checked
+//! by the same parser. `deskrelay check-config FILE` reports every error, each on the line
+//! of the key it concerns.
 
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use clap::{CommandFactory, Parser};
+use clap::{Arg, ArgAction, Command, CommandFactory, Parser};
 
 use super::cli::Cli;
 
@@ -23,6 +25,7 @@ struct Entry {
 /// A parsed configuration file.
 #[derive(Debug, Clone)]
 pub struct ConfigFile {
+    path: PathBuf,
     entries: Vec<Entry>,
 }
 
@@ -30,7 +33,7 @@ pub struct ConfigFile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     pub path: PathBuf,
-    /// 1-based; 0 when the problem is not on one line (a combination of keys).
+    /// 1-based: the line of the key it concerns; 0 when the file sets none of them.
     pub line: usize,
     pub message: String,
 }
@@ -76,82 +79,158 @@ impl ConfigFile {
         entries.sort_by_key(|e| e.line);
         errors.sort_by_key(|e| e.line);
         if errors.is_empty() {
-            Ok(ConfigFile { entries })
+            Ok(ConfigFile {
+                path: path.to_path_buf(),
+                entries,
+            })
         } else {
             Err(errors)
         }
     }
 
-    /// The file as `proxy` arguments, leaving out keys the command line (`cli`) sets itself.
-    pub fn to_args(&self, cli: &[OsString]) -> Vec<OsString> {
+    /// The file as `proxy` arguments, leaving out the keys whose flag `given` says the
+    /// command line (or the environment) sets itself; unknown keys and bad switches are
+    /// errors on their lines.
+    pub fn to_args(&self, given: impl Fn(&Arg) -> bool) -> Result<Vec<OsString>, Vec<ConfigError>> {
+        let proxy = proxy_command();
         let mut out = Vec::new();
+        let mut errors = Vec::new();
         for e in &self.entries {
-            let flag = format!("--{}", e.key);
-            let on_cli = cli.iter().any(|a| {
-                a.to_str()
-                    .is_some_and(|a| a == flag || a.starts_with(&format!("{flag}=")))
-            });
-            if on_cli {
-                continue;
-            }
-            for v in &e.values {
-                out.push(format!("{flag}={v}").into());
+            match key_arg(&proxy, &e.key).and_then(|arg| Ok((arg, e.flags(arg)?))) {
+                Ok((arg, _)) if given(arg) => {}
+                Ok((_, flags)) => out.extend(flags.into_iter().map(OsString::from)),
+                Err(why) => errors.push(self.error(e.line, why)),
             }
         }
-        out
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The line where the file sets `key`, if it does.
+    fn line_of_key(&self, key: &str) -> Option<usize> {
+        self.entries.iter().find(|e| e.key == key).map(|e| e.line)
+    }
+
+    fn error(&self, line: usize, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            path: self.path.clone(),
+            line,
+            message: message.into(),
+        }
     }
 }
 
-/// Every problem in `path`: syntax, unknown keys, values each flag's own parser refuses
-/// (each with its line), then what only the whole configuration shows.
+impl Entry {
+    /// The key as command-line flags: `--key=value` for each value; a switch (`send-proxy
+    /// = true`) is the bare flag when true and nothing when false.
+    fn flags(&self, arg: &Arg) -> Result<Vec<String>, String> {
+        let flag = format!("--{}", self.key);
+        if !matches!(arg.get_action(), ArgAction::SetTrue) {
+            return Ok(self.values.iter().map(|v| format!("{flag}={v}")).collect());
+        }
+        match self.values.as_slice() {
+            [v] if v == "true" => Ok(vec![flag]),
+            [v] if v == "false" => Ok(Vec::new()),
+            _ => Err(format!("`{}` is a switch: true or false", self.key)),
+        }
+    }
+}
+
+/// The `proxy` subcommand as clap builds it: its own flags and the global ones.
+pub fn proxy_command() -> Command {
+    let mut cli = Cli::command();
+    cli.build();
+    cli.find_subcommand("proxy")
+        .expect("the proxy subcommand")
+        .clone()
+}
+
+/// The flag `key` sets: any long option of `proxy`, its own or global, but `config` (a
+/// file does not name another) and `help`.
+fn key_arg<'a>(proxy: &'a Command, key: &str) -> Result<&'a Arg, String> {
+    match key {
+        "config" => Err("`config` is not a key: a file cannot name another file".into()),
+        "help" | "version" => Err(format!("unknown key `{key}`")),
+        _ => proxy
+            .get_arguments()
+            .find(|a| a.get_long() == Some(key))
+            .ok_or_else(|| format!("unknown key `{key}`")),
+    }
+}
+
+/// Every problem in `path`: syntax, unknown keys, values each flag's own parser refuses,
+/// and what only the whole configuration shows (files that must exist, flags that need
+/// others, ranges), each on the line of the key it concerns (0 when the file sets none).
 pub fn check(path: &Path) -> Vec<ConfigError> {
     let file = match ConfigFile::load(path) {
         Ok(f) => f,
         Err(errors) => return errors,
     };
-    let err = |line, message: String| ConfigError {
-        path: path.to_path_buf(),
-        line,
-        message,
-    };
+    let proxy = proxy_command();
     let mut errors = Vec::new();
-    let cmd = Cli::command();
-    let proxy = cmd.find_subcommand("proxy").expect("the proxy subcommand");
+    // The keys that pass alone, for the whole.
+    let mut whole: Vec<String> = vec!["deskrelay".into(), "proxy".into()];
     for e in &file.entries {
-        if !proxy
-            .get_arguments()
-            .any(|a| a.get_long() == Some(e.key.as_str()))
-        {
-            errors.push(err(e.line, format!("unknown key `{}`", e.key)));
-            continue;
-        }
-        // The key alone through the real parser: its own value errors, on its own line.
-        let mut argv: Vec<String> = vec!["deskrelay".into(), "proxy".into()];
-        argv.extend(e.values.iter().map(|v| format!("--{}={v}", e.key)));
-        if let Err(why) = Cli::try_parse_from(argv) {
-            use clap::error::ErrorKind::*;
-            if matches!(why.kind(), MissingRequiredArgument | ArgumentConflict) {
-                continue; // a combination: judged below, on the whole file
+        let flags = match key_arg(&proxy, &e.key).and_then(|arg| e.flags(arg)) {
+            Ok(flags) => flags,
+            Err(why) => {
+                errors.push(file.error(e.line, why));
+                continue;
             }
-            let text = why.to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim_start_matches("error: ");
-            errors.push(err(e.line, first.to_string()));
+        };
+        // The key alone through the real parser: its own value errors, on its own line.
+        let alone = ["deskrelay", "proxy"].into_iter().map(String::from);
+        match Cli::try_parse_from(alone.chain(flags.iter().cloned())) {
+            Ok(_) => whole.extend(flags),
+            Err(why) if why.kind() == clap::error::ErrorKind::MissingRequiredArgument => {
+                let absent: Vec<String> = required_flags(&why)
+                    .filter(|k| file.line_of_key(k).is_none())
+                    .map(|k| format!("`{k}`"))
+                    .collect();
+                if absent.is_empty() {
+                    whole.extend(flags);
+                } else {
+                    let message = format!("`{}` needs {}", e.key, absent.join(" and "));
+                    errors.push(file.error(e.line, message));
+                }
+            }
+            Err(why) => errors.push(file.error(e.line, first_line(&why))),
         }
     }
-    if errors.is_empty() {
-        // The whole: required combinations, files that must exist, ranges.
-        let mut argv: Vec<OsString> = vec!["deskrelay".into(), "proxy".into()];
-        argv.extend(file.to_args(&[]));
-        let result = Cli::try_parse_from_args(argv).and_then(|cli| cli.into_config());
-        if let Err(e) = result {
-            errors.push(err(0, format!("{e:#}")));
+    match Cli::try_parse_from(whole).map(|cli| cli.command) {
+        Ok(super::cli::Command::Proxy(args)) => {
+            for problem in args.build().err().unwrap_or_default().0 {
+                let line = problem.flags.iter().find_map(|f| file.line_of_key(f));
+                errors.push(file.error(line.unwrap_or(0), problem.message));
+            }
         }
+        Ok(_) => unreachable!("parsed as proxy"),
+        Err(why) => errors.push(file.error(0, first_line(&why))),
     }
+    errors.sort_by_key(|e| e.line);
     errors
+}
+
+/// The long names of the flags a "required arguments were not provided" error lists.
+fn required_flags(error: &clap::Error) -> impl Iterator<Item = String> {
+    let listed = match error.get(clap::error::ContextKind::InvalidArg) {
+        Some(clap::error::ContextValue::Strings(names)) => names.clone(),
+        _ => Vec::new(),
+    };
+    listed.into_iter().filter_map(|name| {
+        let long = name.strip_prefix("--")?;
+        Some(long.split([' ', '=']).next().unwrap_or(long).to_string())
+    })
+}
+
+/// A clap error's first line, without its `error: `.
+fn first_line(error: &clap::Error) -> String {
+    let text = error.to_string();
+    let first = text.lines().next().unwrap_or("");
+    first.trim_start_matches("error: ").to_string()
 }
 
 /// The line where `key` is set (1-based), or 0.

@@ -13,6 +13,7 @@ pub mod config;
 pub mod config_file;
 pub mod histogram;
 pub mod metrics;
+pub mod problems;
 pub mod registry;
 pub mod report;
 pub mod socket;

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 
+use super::super::cli::{Command, LogFormat};
 use super::*;
 
 fn file(text: &str) -> (tempdir::Dir, PathBuf) {
@@ -84,10 +85,10 @@ fn syntax_errors_and_combinations_are_reported_too() {
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert!(errors[0].line >= 1);
 
-    let (_d2, path) = file("session = \"tcp://127.0.0.1:1/\"\n");
+    let (_d2, path) = file("shards = 1\nsession = \"tcp://127.0.0.1:1/\"\n");
     let errors = check(&path);
     assert_eq!(errors.len(), 1, "{errors:#?}");
-    assert_eq!(errors[0].line, 0);
+    assert_eq!(errors[0].line, 2, "on the line of the key it is about");
     assert!(
         errors[0].message.contains("--session needs --auth allow"),
         "{errors:#?}"
@@ -154,10 +155,141 @@ fn limit_keys_reach_the_config_and_bad_ones_are_reported() {
     let errors = check(&path);
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert!(errors[0].message.contains("--auth-backoff must not exceed"));
+    assert_eq!(errors[0].line, 1, "{errors:#?}");
     let (_d3, path) = file("shards = 1\nidle-timeout = -1\n");
     let errors = check(&path);
     assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].line, 2, "{errors:#?}");
     assert!(errors[0].message.contains("--idle-timeout"), "{errors:#?}");
     let (_d4, path) = file("auth-fail-limit = \"many\"\n");
     assert_eq!(check(&path)[0].line, 1);
+}
+
+#[test]
+fn log_and_log_format_are_keys_and_the_command_line_still_wins() {
+    let (_d, path) = file("shards = 1\nlog = \"warn\"\nlog-format = \"json\"\n");
+    assert!(check(&path).is_empty(), "{:#?}", check(&path));
+    let p = path.to_str().unwrap();
+    let cli = Cli::try_parse_from_args(["deskrelay", "proxy", "--config", p]).unwrap();
+    assert_eq!(
+        (cli.log.as_str(), cli.log_format),
+        ("warn", LogFormat::Json)
+    );
+    // Globals go before or after the subcommand; either way they beat the file.
+    let before = ["deskrelay", "--log", "debug", "proxy", "--config", p];
+    let cli = Cli::try_parse_from_args(before).unwrap();
+    assert_eq!(
+        (cli.log.as_str(), cli.log_format),
+        ("debug", LogFormat::Json)
+    );
+    let after = ["deskrelay", "proxy", "--config", p, "--log-format", "text"];
+    let cli = Cli::try_parse_from_args(after).unwrap();
+    assert_eq!(
+        (cli.log.as_str(), cli.log_format),
+        ("warn", LogFormat::Text)
+    );
+
+    let (_d2, path) = file("log = \"=[bad\"\nlog-format = \"yaml\"\n");
+    let lines: Vec<usize> = check(&path).iter().map(|e| e.line).collect();
+    assert_eq!(lines, vec![1, 2], "{:#?}", check(&path));
+}
+
+#[test]
+fn whole_configuration_errors_are_all_reported_on_their_keys_lines() {
+    let (_d, path) = file(
+        "shards = 1\n\
+         auth = \"multifile:/nonexistent/deskrelay-users\"\n\
+         idle-timeout = -1\n\
+         auth-backoff = 50\n\
+         auth-backoff-max = 10\n\
+         tls-cert = \"/nonexistent/cert.pem\"\n\
+         tls-key = \"/nonexistent/key.pem\"\n\
+         data-path = \"teleport\"\n\
+         copy-buffer = 16\n\
+         speed = 1\n",
+    );
+    let errors = check(&path);
+    let found: Vec<(usize, &str)> = errors
+        .iter()
+        .map(|e| (e.line, e.message.as_str()))
+        .collect();
+    let expect = [
+        (2, "--auth multifile"),
+        (3, "--idle-timeout"),
+        (4, "--auth-backoff must not exceed --auth-backoff-max"),
+        (6, "TLS: /nonexistent/cert.pem"),
+        (8, "invalid value 'teleport'"),
+        (9, "--copy-buffer must be between"),
+        (10, "unknown key `speed`"),
+    ];
+    assert_eq!(found.len(), expect.len(), "{errors:#?}");
+    for ((line, message), (want_line, want)) in found.iter().zip(expect) {
+        assert_eq!(*line, want_line, "{errors:#?}");
+        assert!(message.contains(want), "line {line}: {message}");
+    }
+}
+
+#[test]
+fn flags_that_need_others_are_judged_on_the_whole_file() {
+    let (_d, path) = file("shards = 1\ngroup = \"root\"\ntls-cert = \"/x.pem\"\n");
+    let errors = check(&path);
+    let found: Vec<(usize, &str)> = errors
+        .iter()
+        .map(|e| (e.line, e.message.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (2, "`group` needs `user`"),
+            (3, "`tls-cert` needs `tls-key`")
+        ]
+    );
+    // What the file lacks, the command line may give.
+    let (_d2, path) = file("tls-key = \"/key.pem\"\n");
+    let p = path.to_str().unwrap();
+    let cli = [
+        "deskrelay",
+        "proxy",
+        "--config",
+        p,
+        "--tls-cert",
+        "/cert.pem",
+    ];
+    let Command::Proxy(args) = Cli::try_parse_from_args(cli).unwrap().command else {
+        panic!("a proxy command")
+    };
+    assert_eq!(args.tls_key, Some(PathBuf::from("/key.pem")));
+}
+
+#[test]
+fn switches_are_true_or_false() {
+    let send_proxy = |text: &str| {
+        let (_d, path) = file(text);
+        let p = path.to_str().unwrap();
+        (
+            check(&path),
+            Cli::try_parse_from_args(["deskrelay", "proxy", "--config", p])
+                .and_then(Cli::into_config)
+                .map(|cfg| cfg.send_proxy),
+        )
+    };
+    let (errors, on) = send_proxy("send-proxy = true\n");
+    assert!(errors.is_empty() && on.unwrap(), "{errors:#?}");
+    let (errors, on) = send_proxy("send-proxy = false\n");
+    assert!(errors.is_empty() && !on.unwrap(), "{errors:#?}");
+    let (errors, on) = send_proxy("shards = 1\nsend-proxy = \"yes\"\n");
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].line, 2);
+    assert!(on
+        .unwrap_err()
+        .to_string()
+        .contains(":2: `send-proxy` is a switch"));
+}
+
+#[test]
+fn config_is_not_a_key() {
+    let (_d, path) = file("config = \"/etc/other.toml\"\n");
+    let errors = check(&path);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].message.contains("`config` is not a key"));
 }
