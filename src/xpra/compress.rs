@@ -107,6 +107,12 @@ pub fn zlib_decompress(payload: &[u8], max_out: usize) -> Result<Vec<u8>> {
 }
 
 /// At most the first `n` bytes a zlib stream decompresses to; `payload` may be cut short.
+///
+/// Like [`lz4_prefix`], it says what the input determines and no more: the bytes decoded
+/// before a corruption are returned, the corruption is the full decoder's to report. So a
+/// longer input never takes back what a shorter one gave, and the frame gate types a frame
+/// the same whatever the read boundaries (found by the `xpra_gate` fuzz target: a corrupt
+/// lz4 frame typed `hello` when cut, passed as untyped when whole).
 pub fn zlib_prefix(payload: &[u8], n: usize) -> Result<Vec<u8>> {
     let mut z = Decompress::new(true);
     let mut out = vec![0u8; n];
@@ -115,13 +121,13 @@ pub fn zlib_prefix(payload: &[u8], n: usize) -> Result<Vec<u8>> {
         if seen_out == n {
             break;
         }
-        let status = z
-            .decompress(
-                &payload[seen_in..],
-                &mut out[seen_out..],
-                FlushDecompress::None,
-            )
-            .map_err(|_| ProtocolError::Corrupt("zlib"))?;
+        let Ok(status) = z.decompress(
+            &payload[seen_in..],
+            &mut out[seen_out..],
+            FlushDecompress::None,
+        ) else {
+            break; // corrupt from here on: what came before stands
+        };
         let stalled = z.total_in() as usize == seen_in && z.total_out() as usize == seen_out;
         if status == Status::StreamEnd || stalled {
             break;
@@ -221,7 +227,7 @@ fn lz4_block_prefix(block: &[u8], n: usize) -> Result<Vec<u8>> {
             matched = m;
         }
         if offset == 0 || offset > out.len() {
-            return Err(ProtocolError::Corrupt("lz4 match before the start"));
+            break; // a match before the start: corrupt from here on (see `zlib_prefix`)
         }
         let start = out.len() - offset;
         // Byte by byte: a match may overlap the bytes it is producing.

@@ -164,3 +164,23 @@ fn a_watched_frame_is_typed_once_however_slowly_it_arrives() {
         assert!(gate.peeked() <= PEEK_MAX as u64, "peeked {}", gate.peeked());
     }
 }
+
+/// A compressed frame that is corrupt after the bytes that give its type is typed the same
+/// whether it arrives whole or a byte at a time. (Found by the `xpra_gate` fuzz target: the
+/// lz4 prefix walker refused the whole payload at its bad match but typed a cut one, so a
+/// slow peer's frame was stopped as `disconnect` and the same frame read at once passed.)
+#[test]
+fn a_frame_corrupt_past_its_type_is_typed_alike_at_any_read_boundary() {
+    let mut payload = 64u32.to_le_bytes().to_vec();
+    payload.push(0xc0); // 12 literals, then a match of 4
+    payload.extend_from_slice(b"\xc2\x8adisconnect");
+    payload.extend_from_slice(&[0xff, 0x7f]); // offset 32767: before the start
+    payload.extend_from_slice(&[0u8; 20]);
+    let mut frame = vec![b'P', 1, 0x11, 0];
+    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    frame.extend(payload);
+    let whole = run(&frame, frame.len());
+    assert_eq!(run(&frame, 1), whole, "byte by byte");
+    assert_eq!(run(&frame, 17), whole, "in reads of 17");
+    assert_eq!(whole.1, ["disconnect"], "typed by the bytes that give its type");
+}
