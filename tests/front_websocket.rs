@@ -229,9 +229,10 @@ fn a_client_that_never_answers_pings_is_closed_after_two_intervals() {
         &backend.addr.to_string(),
         &["--ws-heartbeat", "0.4"],
     );
-    // Upgrades, then neither reads nor writes: a peer that vanished without a FIN.
-    let mut s = upgraded(&relay);
+    // Upgrades, then neither reads nor writes: a peer that vanished without a FIN. The
+    // clock starts before the upgrade: the relay's own starts later, so 1.2 s is a floor.
     let upgraded_at = Instant::now();
+    let mut s = upgraded(&relay);
     let eof = backend_eof
         .recv_timeout(Duration::from_secs(10))
         .expect("the backend leg is shut down");
@@ -295,13 +296,13 @@ fn next_binary_answering_pings(s: &mut TcpStream, pings: &mut u32) -> Vec<u8> {
 fn a_client_that_answers_pings_stays_open_for_many_intervals() {
     let scratch = Scratch::new("ws-heartbeat-alive");
     let echo = Backend::echo();
-    let relay = token_relay(&scratch, &echo.addr.to_string(), &["--ws-heartbeat", "0.2"]);
+    let relay = token_relay(&scratch, &echo.addr.to_string(), &["--ws-heartbeat", "0.3"]);
     let mut s = upgraded(&relay);
     s.write_all(&client_binary(b"first", [1, 1, 1, 1])).unwrap();
     let mut pings = 0;
     assert_eq!(next_binary_answering_pings(&mut s, &mut pings), b"first");
-    // Only pongs for 8 intervals: four times the silence that closes a session.
-    let quiet_until = Instant::now() + Duration::from_millis(1600);
+    // Only pongs for 6 intervals: three times the silence that closes a session.
+    let quiet_until = Instant::now() + Duration::from_millis(1800);
     while Instant::now() < quiet_until {
         let (op, payload) = read_frame(&mut s).expect("a ping, not the end");
         assert_eq!(op, 0x9, "only pings while the session is quiet");
@@ -310,7 +311,7 @@ fn a_client_that_answers_pings_stays_open_for_many_intervals() {
         s.write_all(&client_frame(pong, true, &payload, [2, 7, 1, 8]))
             .unwrap();
     }
-    assert!(pings >= 6, "{pings} pings in 1.6 s at 0.2 s");
+    assert!(pings >= 4, "{pings} pings in 1.8 s at 0.3 s");
     let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
     s.write_all(&client_binary(&data, [9, 8, 7, 6])).unwrap();
     let mut back = Vec::new();
@@ -325,15 +326,15 @@ fn a_client_that_answers_pings_stays_open_for_many_intervals() {
 fn a_client_that_sends_data_but_no_pongs_stays_open() {
     let scratch = Scratch::new("ws-heartbeat-data");
     let echo = Backend::echo();
-    let relay = token_relay(&scratch, &echo.addr.to_string(), &["--ws-heartbeat", "0.2"]);
+    let relay = token_relay(&scratch, &echo.addr.to_string(), &["--ws-heartbeat", "0.3"]);
     let mut s = upgraded(&relay);
-    // A frame every half interval for 8 intervals, pings unanswered and unread meanwhile.
+    // A frame every half interval for 6 intervals, pings unanswered and unread meanwhile.
     let mut sent = Vec::new();
-    for i in 0..16u8 {
+    for i in 0..12u8 {
         let chunk = [i; 33];
         s.write_all(&client_binary(&chunk, [i, 2, 3, 4])).unwrap();
         sent.extend_from_slice(&chunk);
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(150));
     }
     let mut back = Vec::new();
     let mut pings = 0;
@@ -346,7 +347,7 @@ fn a_client_that_sends_data_but_no_pongs_stays_open() {
         }
     }
     assert_eq!(back, sent);
-    assert!(pings >= 5, "{pings} pings");
+    assert!(pings >= 3, "{pings} pings");
     assert!(!relay.stderr().contains("heartbeat: closed"));
 }
 
@@ -398,7 +399,7 @@ fn a_host_name_target_is_resolved_and_bridged() {
 /// start while the socket is full and data writes queue behind them.
 #[test]
 fn a_slow_client_under_a_heartbeat_gets_every_frame_whole_and_stays_open() {
-    const LEN: usize = 2 << 20;
+    const LEN: usize = 4 << 20;
     let data: Vec<u8> = (0..LEN as u32).map(|i| (i * 31 % 253) as u8).collect();
     let sent = data.clone();
     let trickler = Backend::start(move |mut s| {
@@ -406,7 +407,7 @@ fn a_slow_client_under_a_heartbeat_gets_every_frame_whole_and_stays_open() {
             if s.write_all(chunk).is_err() {
                 return;
             }
-            std::thread::sleep(Duration::from_micros(500));
+            std::thread::sleep(Duration::from_micros(1500));
         }
         let _ = s.shutdown(std::net::Shutdown::Write);
         let _ = s.read(&mut [0u8; 1]);
@@ -415,10 +416,10 @@ fn a_slow_client_under_a_heartbeat_gets_every_frame_whole_and_stays_open() {
     let relay = token_relay(
         &scratch,
         &trickler.addr.to_string(),
-        &["--ws-heartbeat", "0.02"],
+        &["--ws-heartbeat", "0.25"],
     );
-    // Six rounds: the failures were one round in a few.
-    for round in 0..6 {
+    // Three rounds of a second or so: the failures were one round in a few.
+    for round in 0..3 {
         let socket =
             socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         socket.set_recv_buffer_size(4096).unwrap(); // before connect: a small window
@@ -428,13 +429,48 @@ fn a_slow_client_under_a_heartbeat_gets_every_frame_whole_and_stays_open() {
         while back.len() < LEN {
             // A frame at a time, each read slowed down: the relay's writes wait for room.
             back.extend(next_binary_answering_pings(&mut s, &mut pings));
-            std::thread::sleep(Duration::from_millis(1));
+            std::thread::sleep(Duration::from_millis(3));
         }
         assert_eq!(back.len(), LEN, "round {round}");
         assert!(back == data, "round {round}: the stream arrived altered");
         assert!(
-            pings >= 3,
+            pings >= 2,
             "round {round}: {pings} pings, the case never happened"
         );
     }
+}
+
+/// A client whose program hung (its kernel still acknowledges what fits in its receive
+/// buffer, it reads nothing, answers no ping) while the backend keeps sending small
+/// updates: our writes still succeed into the socket, but its TCP stops acknowledging once
+/// its window is full, so two intervals later the session is closed.
+#[test]
+fn a_hung_client_is_closed_though_the_backend_keeps_sending() {
+    let (tx, rx) = mpsc::channel();
+    let ticker = Backend::start(move |mut s| {
+        let started = Instant::now();
+        s.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+        while started.elapsed() < Duration::from_secs(8) {
+            if s.write_all(&[5u8; 1024]).is_err() || matches!(s.read(&mut [0u8; 64]), Ok(0)) {
+                let _ = tx.send(started.elapsed());
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let scratch = Scratch::new("ws-heartbeat-hung");
+    let relay = token_relay(
+        &scratch,
+        &ticker.addr.to_string(),
+        &["--ws-heartbeat", "0.3"],
+    );
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&relay.addr.into()).unwrap();
+    let _hung = upgrade(socket.into());
+    let cut = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the backend leg is shut down while the backend still sends");
+    assert!(cut < Duration::from_secs(6), "cut after {cut:?}");
+    assert!(relay.wait_for_log("heartbeat: closed", Duration::from_secs(5)));
 }

@@ -122,6 +122,9 @@ impl<T: Send + Sync, E: Display> Reread for Inner<T, E> {
         let path = self.path.display();
         // Under the lock, as a change seen by a shard is: one version loaded at a time.
         let mut state = self.lock();
+        // Stamped before loading, as `refresh` does: a version written during the load is
+        // then newer than the stamp and is read at the next use.
+        let before = fs::metadata(&self.path).ok().map(|md| Stamp::of(&md));
         match (self.load)(&self.path) {
             Ok((stamp, contents)) => {
                 state.current = Arc::new(contents);
@@ -130,7 +133,7 @@ impl<T: Send + Sync, E: Display> Reread for Inner<T, E> {
             }
             Err(error) => {
                 // This version is reported here; the next use need not report it again.
-                state.seen = fs::metadata(&self.path).ok().map(|md| Stamp::of(&md));
+                state.seen = before;
                 Err(format!(
                     "{} {path} not reloaded, keeping what was loaded before: {error}",
                     self.what

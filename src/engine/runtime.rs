@@ -238,6 +238,29 @@ impl Conn {
         Ok(())
     }
 
+    /// Bytes the peer has acknowledged (TCP_INFO `tcpi_bytes_acked`); `None` for unix
+    /// sockets or when the kernel does not say.
+    pub fn bytes_acked(&self) -> Option<u64> {
+        if matches!(&*self.stream.borrow(), Stream::Unix(_)) {
+            return None;
+        }
+        // SAFETY: tcp_info is plain data; all zeroes is a valid value.
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `info`, which is that large.
+        let r = unsafe {
+            libc::getsockopt(
+                self.fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut len,
+            )
+        };
+        let end = std::mem::offset_of!(libc::tcp_info, tcpi_bytes_acked) + 8;
+        (r == 0 && len as usize >= end).then_some(info.tcpi_bytes_acked)
+    }
+
     /// Sends FIN: the peer reads EOF, and may still send.
     pub fn shutdown_write(&self) -> io::Result<()> {
         shutdown(self.fd, libc::SHUT_WR)

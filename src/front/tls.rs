@@ -235,6 +235,10 @@ impl ByteStream for TlsStream {
         self.conn.is_local()
     }
 
+    fn bytes_acked(&self) -> Option<u64> {
+        self.conn.bytes_acked()
+    }
+
     fn is_tls(&self) -> bool {
         true
     }

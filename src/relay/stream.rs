@@ -39,6 +39,11 @@ pub trait ByteStream {
     fn is_tls(&self) -> bool {
         false
     }
+    /// Bytes the peer's TCP has acknowledged so far, where the transport is TCP: a peer
+    /// whose count moves is still there (heartbeats use it).
+    fn bytes_acked(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl ByteStream for Conn {
@@ -64,6 +69,10 @@ impl ByteStream for Conn {
 
     fn is_local(&self) -> bool {
         Conn::is_local(self)
+    }
+
+    fn bytes_acked(&self) -> Option<u64> {
+        Conn::bytes_acked(self)
     }
 }
 
@@ -138,5 +147,9 @@ impl<S: ByteStream> ByteStream for Prefixed<S> {
 
     fn is_tls(&self) -> bool {
         self.inner.is_tls()
+    }
+
+    fn bytes_acked(&self) -> Option<u64> {
+        self.inner.bytes_acked()
     }
 }

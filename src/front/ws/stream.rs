@@ -13,8 +13,10 @@
 //! the reader waited on that sent nothing for two intervals after a ping is taken for gone
 //! (a peer that vanished without a FIN); one whose reader is busy elsewhere (its bytes
 //! held up by a slow backend) is not silent, only unheard; nor is one still reading our
-//! data frames (a slow client's pongs wait behind them in its socket). Pings never count
-//! as data delivered: they fit in the send buffer of a peer that is gone.
+//! data frames (a slow client's pongs wait behind them in its socket): data frames written
+//! in the interval and a TCP acknowledgement count that moved show the client reads. Data
+//! written alone proves nothing (a peer that is gone takes bytes until its buffer is full),
+//! nor do acknowledged pings (a hung client's kernel still acknowledges them).
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -39,8 +41,13 @@ pub struct WsStream<S> {
     inner: S,
     decoder: RefCell<ServerDecoder>,
     carry: RefCell<Vec<u8>>,
-    /// Control frames to send before the next data (pongs, our close).
+    /// Our close frame, queued to go before the next data (or at once).
     control: RefCell<Vec<u8>>,
+    /// The pong for the client's latest ping not answered yet: one at most, however many
+    /// pings a client sends without reading (RFC 6455 5.5.3 allows answering the last only).
+    pong: RefCell<Option<Vec<u8>>>,
+    /// A heartbeat ping waits for the writer busy with a frame (one at most).
+    ping_due: Cell<bool>,
     /// The client sent a close frame, or broke the protocol: reads are over.
     closed: Cell<bool>,
     /// Whose turn it is to write: the session's direction or the heartbeat.
@@ -51,8 +58,7 @@ pub struct WsStream<S> {
     close_sent: Cell<bool>,
     /// The client sent bytes since [`WsStream::keep_alive`] last looked.
     heard: Cell<bool>,
-    /// Data went out to the client since [`WsStream::keep_alive`] last looked: a client
-    /// that reads is alive, even while its pongs wait behind our frames in its socket.
+    /// A data frame went out to the client since [`WsStream::keep_alive`] last looked.
     delivered: Cell<bool>,
     /// The most one transport write of a data frame carries, so that `delivered` moves
     /// while a big frame trickles out to a slow client ([`HEARTBEAT_PIECE`] with a heartbeat).
@@ -70,6 +76,8 @@ impl<S: ByteStream> WsStream<S> {
             decoder: RefCell::new(ServerDecoder::new(max_frame)),
             carry: RefCell::new(Vec::new()),
             control: RefCell::new(Vec::new()),
+            pong: RefCell::new(None),
+            ping_due: Cell::new(false),
             closed: Cell::new(false),
             turn: WriteTurn::default(),
             writing: Cell::new(false),
@@ -101,12 +109,18 @@ impl<S: ByteStream> WsStream<S> {
             sleep(every).await;
             self.heard.set(false);
             self.delivered.set(false);
+            let mut acked = self.inner.bytes_acked();
             let mut silent = 0;
             loop {
                 sleep(every).await;
                 let heard = self.heard.replace(false);
-                let delivered = self.delivered.replace(false);
-                if heard || delivered || !self.waiting.get() {
+                // Our data frames went out and the client's TCP took them: it reads. (Data
+                // merely written proves nothing, a vanished peer's socket takes bytes until
+                // its buffer is full; acknowledged pings prove only that its host is up.)
+                let now = self.inner.bytes_acked();
+                let reading = self.delivered.replace(false) && (now.is_none() || now > acked);
+                acked = now;
+                if heard || reading || !self.waiting.get() {
                     silent = 0;
                 } else {
                     silent += 1;
@@ -122,8 +136,11 @@ impl<S: ByteStream> WsStream<S> {
     /// A heartbeat ping: sent now when no frame is being written, else queued to go out
     /// before the next one (a busy connection needs no heartbeat to stay open).
     pub async fn heartbeat(&self) -> io::Result<()> {
+        if self.closed.get() || self.close_sent.get() {
+            return Ok(()); // closing: nothing may follow a close frame, and none is needed
+        }
         let Some(_turn) = self.turn.try_take() else {
-            self.control.borrow_mut().extend(super::ping(b""));
+            self.ping_due.set(true);
             return Ok(());
         };
         if self.writing.get() {
@@ -177,15 +194,23 @@ impl<S: ByteStream> WsStream<S> {
     }
 
     async fn flush_control(&self) -> io::Result<()> {
-        let queued = std::mem::take(&mut *self.control.borrow_mut());
-        if queued.is_empty() || self.close_sent.get() {
+        if self.close_sent.get() {
             return Ok(());
         }
-        // A close frame is the last control frame queued (nothing is queued after it).
+        // The pong and a heartbeat ping first: nothing may follow a close frame.
+        let mut frames = self.pong.take().unwrap_or_default();
+        if self.ping_due.replace(false) {
+            frames.extend(super::ping(b""));
+        }
+        let queued = std::mem::take(&mut *self.control.borrow_mut());
         if queued.len() >= 2 && has_close(&queued) {
             self.close_sent.set(true);
         }
-        self.inner.write_all(&queued).await
+        frames.extend(queued);
+        if frames.is_empty() {
+            return Ok(());
+        }
+        self.inner.write_all(&frames).await
     }
 
     /// Decodes the frames in `buf[..filled]`; returns how many payload bytes now sit at
@@ -209,7 +234,7 @@ impl<S: ByteStream> WsStream<S> {
                     buf.copy_within(r, out);
                     out += n;
                 }
-                Step::Ping(r) => self.control.borrow_mut().extend(pong(&buf[r])),
+                Step::Ping(r) => *self.pong.borrow_mut() = Some(pong(&buf[r])),
                 Step::Pong(_) => {}
                 Step::Close { .. } => {
                     self.closed.set(true);

@@ -182,5 +182,9 @@ fn a_frame_corrupt_past_its_type_is_typed_alike_at_any_read_boundary() {
     let whole = run(&frame, frame.len());
     assert_eq!(run(&frame, 1), whole, "byte by byte");
     assert_eq!(run(&frame, 17), whole, "in reads of 17");
-    assert_eq!(whole.1, ["disconnect"], "typed by the bytes that give its type");
+    assert_eq!(
+        whole.1,
+        ["disconnect"],
+        "typed by the bytes that give its type"
+    );
 }
