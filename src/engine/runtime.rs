@@ -213,6 +213,28 @@ impl Conn {
         }
     }
 
+    /// Reads what is available into `buf` with a plain non-blocking recv(2): `None` when
+    /// the socket has nothing yet (the caller waits for readiness its own way).
+    pub fn try_read(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        // SAFETY: recv(2) into a live, writable buffer of `buf.len()` bytes.
+        let n = unsafe {
+            libc::recv(
+                self.fd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            return Some(Ok(n as usize));
+        }
+        let err = io::Error::last_os_error();
+        match err.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => None,
+            _ => Some(Err(err)),
+        }
+    }
+
     /// Reads what is available into `buf`, or registers the task for readiness.
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         match &mut *self.stream.borrow_mut() {

@@ -1,13 +1,13 @@
 //! The copy path: one pooled buffer per read, leased only while it holds bytes.
 
 use std::io;
-use std::task::Poll;
 
-use futures_lite::future::poll_fn;
+use std::rc::Rc;
 
 use super::buffer_pool::BufferPool;
 use super::direction::Side;
 use crate::engine::runtime::Conn;
+use crate::uring::{PollEvents, ShardRing};
 
 /// Moves one read's worth of bytes from `src` to `dst`. Returns the count, 0 at EOF.
 ///
@@ -17,22 +17,24 @@ pub async fn copy_once(
     src: &Conn,
     dst: &Conn,
     pool: &BufferPool,
+    ring: &Rc<ShardRing>,
 ) -> Result<usize, (Side, io::Error)> {
-    let (buf, n) = poll_fn(|cx| {
+    let (buf, n) = loop {
         let mut buf = pool.take();
-        match src.poll_read(cx, &mut buf) {
-            Poll::Ready(Ok(n)) => Poll::Ready(Ok((buf, n))),
-            Poll::Ready(Err(err)) => {
+        match src.try_read(&mut buf) {
+            Some(Ok(n)) => break (buf, n),
+            Some(Err(err)) => {
                 pool.give_back(buf);
-                Poll::Ready(Err((Side::Source, err)))
+                return Err((Side::Source, err));
             }
-            Poll::Pending => {
+            None => {
                 pool.give_back(buf);
-                Poll::Pending
+                ring.ready(src.fd(), PollEvents::Readable)
+                    .await
+                    .map_err(|e| (Side::Source, e))?;
             }
         }
-    })
-    .await?;
+    };
     let written = if n > 0 {
         dst.write_all(&buf[..n]).await
     } else {

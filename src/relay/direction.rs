@@ -62,7 +62,9 @@ pub async fn pump(
     loop {
         let moved = match pipe.as_mut() {
             None => {
-                let n = copy_once(src, dst, &dp.buffers).await.map_err(fail)?;
+                let n = copy_once(src, dst, &dp.buffers, &dp.ring)
+                    .await
+                    .map_err(fail)?;
                 if n > 0 && policy.after_copy_read(n) == Decision::UseSplice {
                     pipe = lease(dp, stats, &mut policy);
                 }
