@@ -114,6 +114,11 @@ fn sniff_timed_out(ctx: &Ctx<'_>, deadline: Duration, what: &str) {
 }
 
 /// Sniffs `client` and serves it through the door its first bytes name.
+///
+/// Each door's future is boxed: a session's task is as large as the largest state its
+/// future can be in, so with the doors inline every session (an idle xpra client too)
+/// carried the TLS and WebSocket doors' state, 19 KB of it; boxed, a session pays for the
+/// door it took (measured: loadgen's RSS per session, see README).
 pub async fn serve(doors: &Doors, client: Conn, early: Vec<u8>, ctx: Ctx<'_>) -> Served {
     let (kind, first) = match sniff_from(&client, early, doors.sniff_timeout).await {
         Ok(found) => found,
@@ -129,14 +134,14 @@ pub async fn serve(doors: &Doors, client: Conn, early: Vec<u8>, ctx: Ctx<'_>) ->
         (Kind::Xpra, Some(door), _) => {
             ctx.live.set_door(Door::Xpra);
             let stream = Prefixed::new(first, client);
-            Served::Xpra(xpra::serve(door, stream, &ctx).await)
+            Served::Xpra(Box::pin(xpra::serve(door, stream, &ctx)).await)
         }
         (Kind::Tls, _, Some(config)) => {
             ctx.live.set_tls();
-            serve_tls(doors, client, &first, config, ctx).await
+            Box::pin(serve_tls(doors, client, &first, config, ctx)).await
         }
         (Kind::Http, _, _) if doors.web.is_some() => {
-            serve_web(doors, Prefixed::new(first, client), &ctx).await
+            Box::pin(serve_web(doors, Prefixed::new(first, client), &ctx)).await
         }
         _ => match doors.fallback {
             Some(addr) => {
@@ -201,9 +206,9 @@ async fn serve_tls(
     match (kind, &doors.xpra, doors.fallback) {
         (Kind::Xpra, Some(door), _) => {
             ctx.live.set_door(Door::Xpra);
-            Served::Xpra(xpra::serve(door, stream, &ctx).await)
+            Served::Xpra(Box::pin(xpra::serve(door, stream, &ctx)).await)
         }
-        (Kind::Http, _, _) if doors.web.is_some() => serve_web(doors, stream, &ctx).await,
+        (Kind::Http, _, _) if doors.web.is_some() => Box::pin(serve_web(doors, stream, &ctx)).await,
         // TLS terminated here, the plaintext relayed to the fallback server.
         (_, _, Some(addr)) => match ctx.connect_backend(addr).await {
             Ok(backend) => {
