@@ -8,30 +8,15 @@ mod common;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use common::xpra_login::{echo_session_server, hello, read_packet, send};
+use common::xpra_login::{echo_session_server, login_outcome};
 use common::{connect_from, Backend, RelayProcess, Scratch};
-use deskrelay::xpra::auth::{answer, Transport};
-use deskrelay::xpra::Value;
+use deskrelay::xpra::auth::Transport;
 
 /// One login from `source`: the packet that ends the handshake (`hello`, or the
 /// `disconnect` with its code and detail), as strings.
 fn login(relay: &RelayProcess, source: &str, user: &str, password: &str) -> Vec<String> {
     let mut s = connect_from(relay.addr, source);
-    send(&mut s, vec![Value::str("hello"), hello(user)]);
-    let first = read_packet(&mut s).expect("a challenge or a disconnect");
-    let last = if first[0].as_str() == Some("challenge") {
-        let mut second = hello(user);
-        answer(&first, password.as_bytes(), Transport::Loopback)
-            .expect("a digest we know")
-            .apply(&mut second);
-        send(&mut s, vec![Value::str("hello"), second]);
-        read_packet(&mut s).expect("an answer")
-    } else {
-        first
-    };
-    last.iter()
-        .map(|v| v.as_str().unwrap_or("(not a string)").to_string())
-        .collect()
+    login_outcome(&mut s, user, password, Transport::Loopback)
 }
 
 /// A relay over a multifile with `ann` and `zoe`; blocks after 3 failures, 2 s then 4 s.

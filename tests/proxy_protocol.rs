@@ -9,11 +9,10 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
-use common::xpra_login::{echo_session_server, hello, read_packet, send};
+use common::xpra_login::{echo_session_server, login_outcome};
 use common::{RelayProcess, Scratch};
 use deskrelay::front::proxy_protocol::{encode_v2, parse};
-use deskrelay::xpra::auth::{answer, Transport};
-use deskrelay::xpra::Value;
+use deskrelay::xpra::auth::Transport;
 
 /// A backend that reads one PROXY header, then echoes; reports the header's source.
 fn header_backend() -> (SocketAddr, std::sync::mpsc::Receiver<Option<SocketAddr>>) {
@@ -194,21 +193,7 @@ fn login_via_balancer(relay: &RelayProcess, client: &str, user: &str, pw: &str) 
     let mut s = relay.connect();
     s.write_all(&encode_v2(client.parse().unwrap(), relay.addr))
         .unwrap();
-    send(&mut s, vec![Value::str("hello"), hello(user)]);
-    let first = read_packet(&mut s).expect("a challenge or a disconnect");
-    let last = if first[0].as_str() == Some("challenge") {
-        let mut second = hello(user);
-        answer(&first, pw.as_bytes(), Transport::Plain)
-            .expect("a digest we know")
-            .apply(&mut second);
-        send(&mut s, vec![Value::str("hello"), second]);
-        read_packet(&mut s).expect("an answer")
-    } else {
-        first
-    };
-    last.iter()
-        .map(|v| v.as_str().unwrap_or("-").to_string())
-        .collect()
+    login_outcome(&mut s, user, pw, Transport::Plain)
 }
 
 #[test]

@@ -72,6 +72,28 @@ pub fn login(relay: SocketAddr, user: &str, password: &str) -> (TcpStream, Vec<V
     (s, end, response)
 }
 
+/// Logs in as `user` on `s` (hello, then the answer to a challenge if one comes) and
+/// returns the packet that ends the handshake (`hello`, or a `disconnect` before or after
+/// the challenge) as strings, `-` for items that are not.
+#[allow(dead_code)]
+pub fn login_outcome(s: &mut TcpStream, user: &str, password: &str, via: Transport) -> Vec<String> {
+    send(s, vec![Value::str("hello"), hello(user)]);
+    let first = read_packet(s).expect("a challenge or a disconnect");
+    let last = if first[0].as_str() == Some("challenge") {
+        let mut second = hello(user);
+        answer(&first, password.as_bytes(), via)
+            .expect("a digest we know")
+            .apply(&mut second);
+        send(s, vec![Value::str("hello"), second]);
+        read_packet(s).expect("an answer")
+    } else {
+        first
+    };
+    last.iter()
+        .map(|v| v.as_str().unwrap_or("-").to_string())
+        .collect()
+}
+
 /// A session server: answers the hello with a hello, then echoes every byte.
 pub fn echo_session_server() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
