@@ -11,8 +11,8 @@ use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::xpra_login::{echo_session_server, frame, hello, login, read_packet};
-use common::{info_json, RelayProcess, Scratch};
+use common::xpra_login::{echo_session_server, frame, hello, login, read_packet, still_relays};
+use common::{info_json, OnePortFiles, RelayProcess, Scratch};
 use deskrelay::xpra::Value;
 
 /// The relay's pre-auth and HTTP request deadlines in these tests.
@@ -31,16 +31,6 @@ fn established(relay: &RelayProcess) -> TcpStream {
     let (s, reply, _) = login(relay.addr, "zoe", "zoe-pw");
     assert_eq!(reply[0].as_str(), Some("hello"), "{reply:?}");
     s
-}
-
-/// One frame there and back through the established session, byte for byte.
-fn still_relays(s: &mut TcpStream, round: u8) {
-    let payload: Vec<u8> = (0..8192u32).map(|i| (i as u8) ^ round).collect();
-    let sent = frame(vec![Value::str("test-data"), Value::Bytes(payload)]);
-    s.write_all(&sent).unwrap();
-    let mut back = vec![0u8; sent.len()];
-    s.read_exact(&mut back).unwrap();
-    assert!(back == sent, "round {round}: the echoed frame differs");
 }
 
 /// Writes `bytes` one at a time, `gap` apart, until done or the relay closes.
@@ -71,29 +61,19 @@ struct Setup {
 fn setup() -> Setup {
     let scratch = Scratch::new("faults");
     let session = echo_session_server();
-    let users = scratch.file(
-        "users",
-        &format!("zoe|zoe-pw|1000|1000|tcp://{session}/||\n"),
-    );
-    let tokens = scratch.file("tokens", &format!("desk: {session}\n"));
-    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
-    let cert = scratch.file("cert.pem", &key.cert.pem());
-    let cert_key = scratch.file("key.pem", &key.key_pair.serialize_pem());
+    let files = OnePortFiles::new(&scratch, session, "127.0.0.1");
     let deadline = DEADLINE_S.to_string();
-    let relay = RelayProcess::start(&[
-        "--auth",
-        &format!("multifile:{}", users.display()),
-        "--tokens",
-        tokens.to_str().unwrap(),
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        cert_key.to_str().unwrap(),
-        "--pre-auth-timeout",
-        &deadline,
-        "--sniff-timeout",
-        &deadline,
-    ]);
+    let mut args = files.args();
+    args.extend(
+        [
+            "--pre-auth-timeout",
+            &deadline,
+            "--sniff-timeout",
+            &deadline,
+        ]
+        .map(String::from),
+    );
+    let relay = RelayProcess::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
     Setup {
         relay,
         _scratch: scratch,

@@ -14,8 +14,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use common::xpra_login::{echo_session_server, frame, hello, login};
-use common::{connect_from, RelayProcess, Scratch};
+use common::xpra_login::{echo_frame, echo_session_server, frame, hello, login};
+use common::{connect_from, OnePortFiles, RelayProcess, Scratch};
 use deskrelay::front::proxy_protocol::encode_v2;
 use deskrelay::xpra::{FrameDecoder, Limits, Value};
 
@@ -78,19 +78,8 @@ fn client_hello() -> Vec<u8> {
 fn keep_relaying(mut s: TcpStream, stop: Arc<AtomicBool>) -> Result<(u32, Duration), String> {
     let (mut rounds, mut slowest) = (0u32, Duration::ZERO);
     while !stop.load(Ordering::Relaxed) {
-        let payload: Vec<u8> = (0..16_384u32)
-            .map(|i| (i % 251) as u8 ^ rounds as u8)
-            .collect();
-        let sent = frame(vec![Value::str("test-data"), Value::Bytes(payload)]);
         let start = Instant::now();
-        s.write_all(&sent)
-            .map_err(|e| format!("round {rounds}: {e}"))?;
-        let mut back = vec![0u8; sent.len()];
-        s.read_exact(&mut back)
-            .map_err(|e| format!("round {rounds}: {e}"))?;
-        if back != sent {
-            return Err(format!("round {rounds}: the echoed frame differs"));
-        }
+        echo_frame(&mut s, rounds, 16_384)?;
         slowest = slowest.max(start.elapsed());
         rounds += 1;
         thread::sleep(Duration::from_millis(50));
@@ -102,31 +91,18 @@ fn keep_relaying(mut s: TcpStream, stop: Arc<AtomicBool>) -> Result<(u32, Durati
 fn one_byte_a_second_is_cut_at_each_deadline_and_a_live_session_keeps_its_bytes() {
     let scratch = Scratch::new("slowloris");
     let session = echo_session_server();
-    let users = scratch.file(
-        "users",
-        &format!("zoe|zoe-pw|1000|1000|tcp://{session}/||\n"),
-    );
-    let tokens = scratch.file("tokens", &format!("desk: {session}\n"));
-    let key = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let cert = scratch.file("cert.pem", &key.cert.pem());
-    let cert_key = scratch.file("key.pem", &key.key_pair.serialize_pem());
+    let files = OnePortFiles::new(&scratch, session, "localhost");
+    let mut args = files.args();
+    args.extend([
+        "--pre-auth-timeout".into(),
+        PRE_AUTH.as_secs().to_string(),
+        "--sniff-timeout".into(),
+        SNIFF.as_secs().to_string(),
+        "--accept-proxy-from".into(),
+        format!("{BALANCER}/32"),
+    ]);
     let relay = RelayProcess::start_logging(
-        &[
-            "--auth",
-            &format!("multifile:{}", users.display()),
-            "--tokens",
-            tokens.to_str().unwrap(),
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            cert_key.to_str().unwrap(),
-            "--pre-auth-timeout",
-            &PRE_AUTH.as_secs().to_string(),
-            "--sniff-timeout",
-            &SNIFF.as_secs().to_string(),
-            "--accept-proxy-from",
-            &format!("{BALANCER}/32"),
-        ],
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
         // The door's own closes (a TLS handshake that never ended) are debug lines.
         "info,deskrelay::engine::shard=debug",
     );

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::xpra_login::{echo_session_server, frame, read_packet};
+use common::xpra_login::{echo_session_server, frame, read_packet, still_relays};
 use common::{connect_from, info_json, Backend, RelayProcess, Scratch};
 use deskrelay::xpra::Value;
 
@@ -140,16 +140,6 @@ fn xpra_hello(relay: &RelayProcess, source: &str) -> (TcpStream, Vec<String>) {
         .map(|v| v.as_str().unwrap_or("(not a string)").to_string())
         .collect();
     (s, first)
-}
-
-/// One frame there and back through an xpra session, byte for byte.
-fn still_relays(s: &mut TcpStream, round: u8) {
-    let payload: Vec<u8> = (0..8192u32).map(|i| (i as u8) ^ round).collect();
-    let sent = frame(vec![Value::str("test-data"), Value::Bytes(payload)]);
-    s.write_all(&sent).unwrap();
-    let mut back = vec![0u8; sent.len()];
-    s.read_exact(&mut back).unwrap();
-    assert!(back == sent, "round {round}: the echoed frame differs");
 }
 
 /// Everything the relay sends `head` from `source`, until its FIN (a reset fails the test).

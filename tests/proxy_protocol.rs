@@ -60,6 +60,17 @@ fn echo(s: &mut TcpStream, msg: &[u8]) -> Vec<u8> {
     back
 }
 
+/// A relay to `backend` that sends it PROXY v2 headers and trusts headers from `trusted`.
+fn forwarding_with_proxy_headers(backend: SocketAddr, trusted: &str) -> RelayProcess {
+    RelayProcess::start(&[
+        "--forward",
+        &backend.to_string(),
+        "--send-proxy",
+        "--accept-proxy-from",
+        trusted,
+    ])
+}
+
 #[test]
 fn backends_are_told_the_client_address() {
     let (backend, sources) = header_backend();
@@ -76,13 +87,7 @@ fn backends_are_told_the_client_address() {
 #[test]
 fn a_trusted_balancer_header_names_the_client_for_the_backend_and_the_log() {
     let (backend, sources) = header_backend();
-    let relay = RelayProcess::start(&[
-        "--forward",
-        &backend.to_string(),
-        "--send-proxy",
-        "--accept-proxy-from",
-        "127.0.0.0/8",
-    ]);
+    let relay = forwarding_with_proxy_headers(backend, "127.0.0.0/8");
     let mut s = relay.connect();
     s.write_all(b"PROXY TCP4 203.0.113.7 127.0.0.1 40000 14500\r\n")
         .unwrap();
@@ -107,13 +112,7 @@ fn a_trusted_balancer_header_names_the_client_for_the_backend_and_the_log() {
 #[test]
 fn an_untrusted_peer_cannot_claim_an_address() {
     let (backend, sources) = header_backend();
-    let relay = RelayProcess::start(&[
-        "--forward",
-        &backend.to_string(),
-        "--send-proxy",
-        "--accept-proxy-from",
-        "10.0.0.0/8",
-    ]);
+    let relay = forwarding_with_proxy_headers(backend, "10.0.0.0/8");
     let mut s = relay.connect();
     let me = s.local_addr().unwrap();
     let line = b"PROXY TCP4 203.0.113.7 127.0.0.1 40000 14500\r\n";
@@ -153,13 +152,7 @@ fn a_token_backend_is_told_the_client_address() {
 #[test]
 fn a_trusted_balancer_v2_header_names_the_client_ipv4_or_ipv6() {
     let (backend, sources) = header_backend();
-    let relay = RelayProcess::start(&[
-        "--forward",
-        &backend.to_string(),
-        "--send-proxy",
-        "--accept-proxy-from",
-        "127.0.0.0/8",
-    ]);
+    let relay = forwarding_with_proxy_headers(backend, "127.0.0.0/8");
     for named in ["198.51.100.4:41000", "[2001:db8::7]:41001"] {
         let named: SocketAddr = named.parse().unwrap();
         let mut s = relay.connect();

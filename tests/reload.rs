@@ -112,13 +112,7 @@ fn ws_round(s: &mut TcpStream, round: u8) {
 
 /// The status line the relay answers a WebSocket upgrade of `target` with.
 fn upgrade_status(addr: SocketAddr, target: &str) -> String {
-    let mut s = common::connect(addr);
-    write!(
-        s,
-        "GET {target} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    )
-    .unwrap();
+    let mut s = common::ws_upgrade_request(addr, target);
     let mut head = Vec::new();
     let mut b = [0u8; 1];
     while !head.ends_with(b"\r\n") && s.read(&mut b).unwrap_or(0) == 1 {

@@ -378,9 +378,8 @@ impl Drop for Scratch {
     }
 }
 
-/// A WebSocket upgrade of `GET TARGET` on a new connection to `addr`, its `101` head read
-/// byte by byte (nothing after it consumed).
-pub fn ws_upgrade(addr: SocketAddr, target: &str) -> TcpStream {
+/// A new connection to `addr` that has sent a WebSocket upgrade request for `GET TARGET`.
+pub fn ws_upgrade_request(addr: SocketAddr, target: &str) -> TcpStream {
     let mut s = connect(addr);
     write!(
         s,
@@ -388,6 +387,13 @@ pub fn ws_upgrade(addr: SocketAddr, target: &str) -> TcpStream {
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
     )
     .unwrap();
+    s
+}
+
+/// A WebSocket upgrade of `GET TARGET` on a new connection to `addr`, its `101` head read
+/// byte by byte (nothing after it consumed).
+pub fn ws_upgrade(addr: SocketAddr, target: &str) -> TcpStream {
+    let mut s = ws_upgrade_request(addr, target);
     let mut head = Vec::new();
     let mut b = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -420,4 +426,49 @@ pub fn info_json(socket: &std::path::Path) -> serde_json::Value {
         .expect("run deskrelay info");
     assert!(out.status.success(), "{out:?}");
     serde_json::from_slice(&out.stdout).expect("info is JSON")
+}
+
+/// The files of a relay that serves xpra, WebSocket tokens and TLS on one port: user `zoe`
+/// (password `zoe-pw`) and token `desk` both lead to `session`; a self-signed certificate
+/// for `name`.
+#[allow(dead_code)]
+pub struct OnePortFiles {
+    pub users: std::path::PathBuf,
+    pub tokens: std::path::PathBuf,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+#[allow(dead_code)]
+impl OnePortFiles {
+    pub fn new(scratch: &Scratch, session: SocketAddr, name: &str) -> Self {
+        let users = scratch.file(
+            "users",
+            &format!("zoe|zoe-pw|1000|1000|tcp://{session}/||\n"),
+        );
+        let tokens = scratch.file("tokens", &format!("desk: {session}\n"));
+        let made = rcgen::generate_simple_self_signed(vec![name.into()]).unwrap();
+        let cert = scratch.file("cert.pem", &made.cert.pem());
+        let key = scratch.file("key.pem", &made.key_pair.serialize_pem());
+        Self {
+            users,
+            tokens,
+            cert,
+            key,
+        }
+    }
+
+    /// `--auth`, `--tokens`, `--tls-cert` and `--tls-key` with these files.
+    pub fn args(&self) -> Vec<String> {
+        vec![
+            "--auth".into(),
+            format!("multifile:{}", self.users.display()),
+            "--tokens".into(),
+            self.tokens.display().to_string(),
+            "--tls-cert".into(),
+            self.cert.display().to_string(),
+            "--tls-key".into(),
+            self.key.display().to_string(),
+        ]
+    }
 }

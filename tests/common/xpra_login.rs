@@ -72,6 +72,29 @@ pub fn login(relay: SocketAddr, user: &str, password: &str) -> (TcpStream, Vec<V
     (s, end, response)
 }
 
+/// One frame of `len` payload bytes there and back through an authenticated session (the
+/// echo session server behind it), byte for byte.
+#[allow(dead_code)]
+pub fn echo_frame(s: &mut TcpStream, round: u32, len: u32) -> Result<(), String> {
+    let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8 ^ round as u8).collect();
+    let sent = frame(vec![Value::str("test-data"), Value::Bytes(payload)]);
+    s.write_all(&sent)
+        .map_err(|e| format!("round {round}: {e}"))?;
+    let mut back = vec![0u8; sent.len()];
+    s.read_exact(&mut back)
+        .map_err(|e| format!("round {round}: {e}"))?;
+    if back != sent {
+        return Err(format!("round {round}: the echoed frame differs"));
+    }
+    Ok(())
+}
+
+/// [`echo_frame`] of 8 KiB, failing the test on any difference.
+#[allow(dead_code)]
+pub fn still_relays(s: &mut TcpStream, round: u8) {
+    echo_frame(s, round.into(), 8192).unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// Logs in as `user` on `s` (hello, then the answer to a challenge if one comes) and
 /// returns the packet that ends the handshake (`hello`, or a `disconnect` before or after
 /// the challenge) as strings, `-` for items that are not.

@@ -6,7 +6,7 @@
 use proptest::collection::vec;
 use proptest::prelude::*;
 
-use super::tests::{frame, raw_chunk, WATCH};
+use super::tests::{feed_pieces, frame, raw_chunk, WATCH};
 use super::*;
 use crate::xpra::compress::compress;
 use crate::xpra::header::{Compression, Encoding};
@@ -47,29 +47,12 @@ fn any_frame() -> impl Strategy<Value = (Vec<u8>, Option<&'static str>)> {
 /// Feeds `stream` cut at `cuts` (sorted) the way the forwarder does, unconsumed bytes in
 /// front of the next piece; returns passed bytes and watched kinds, or the first error.
 fn feed_in_pieces(stream: &[u8], cuts: &[usize]) -> Result<(Vec<u8>, Vec<String>), ProtocolError> {
-    let mut gate = Gate::new(WATCH, 1 << 20);
-    let (mut out, mut kinds, mut carry, mut steps) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let bounds: Vec<usize> = [0]
         .into_iter()
         .chain(cuts.iter().map(|&c| c.min(stream.len())))
         .chain([stream.len()])
         .collect();
-    for w in bounds.windows(2) {
-        carry.extend_from_slice(&stream[w[0]..w[1]]);
-        steps.clear();
-        let done = gate.feed(&carry, &mut steps)?;
-        for s in &steps {
-            match s {
-                Step::Pass(r) => out.extend_from_slice(&carry[r.clone()]),
-                Step::Watched { kind, frame } => {
-                    kinds.push(kind.clone());
-                    out.extend_from_slice(&carry[frame.clone()]);
-                }
-            }
-        }
-        carry.drain(..done);
-    }
+    let (out, kinds, _) = feed_pieces(bounds.windows(2).map(|w| &stream[w[0]..w[1]]))?;
     Ok((out, kinds))
 }
 

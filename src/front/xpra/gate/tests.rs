@@ -30,16 +30,22 @@ pub(super) fn raw_chunk(index: u8, body: &[u8]) -> Vec<u8> {
     f
 }
 
-/// Feeds `stream` in reads of `step` bytes the way the forwarder does (unconsumed bytes
-/// carried in front of the next read); returns passed bytes and watched kinds in order.
-fn run(stream: &[u8], step: usize) -> (Vec<u8>, Vec<String>) {
+/// What a gate let out: passed bytes (watched frames included, in order), watched kinds,
+/// and the bytes it left unread at the end.
+pub(super) type Fed = (Vec<u8>, Vec<String>, Vec<u8>);
+
+/// Feeds `pieces` the way the forwarder does (unconsumed bytes carried in front of the next
+/// piece), or returns the first error.
+pub(super) fn feed_pieces<'a>(
+    pieces: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Fed, ProtocolError> {
     let mut gate = Gate::new(WATCH, 1 << 20);
     let (mut out, mut kinds, mut carry) = (Vec::new(), Vec::new(), Vec::new());
     let mut steps = Vec::new();
-    for chunk in stream.chunks(step) {
-        carry.extend_from_slice(chunk);
+    for piece in pieces {
+        carry.extend_from_slice(piece);
         steps.clear();
-        let done = gate.feed(&carry, &mut steps).expect("valid stream");
+        let done = gate.feed(&carry, &mut steps)?;
         for s in &steps {
             match s {
                 Step::Pass(r) => out.extend_from_slice(&carry[r.clone()]),
@@ -51,6 +57,12 @@ fn run(stream: &[u8], step: usize) -> (Vec<u8>, Vec<String>) {
         }
         carry.drain(..done);
     }
+    Ok((out, kinds, carry))
+}
+
+/// Feeds `stream` in reads of `step` bytes; returns passed bytes and watched kinds in order.
+fn run(stream: &[u8], step: usize) -> (Vec<u8>, Vec<String>) {
+    let (out, kinds, carry) = feed_pieces(stream.chunks(step)).expect("valid stream");
     assert!(carry.is_empty(), "a complete stream leaves nothing behind");
     (out, kinds)
 }
