@@ -1,29 +1,56 @@
 //! The accept loop of one listener on one shard, resilient to descriptor exhaustion.
 //!
+//! The loop takes connections off the queue until it is empty, then waits for the listener
+//! to become readable on the shard ring (one poll per burst, not an accept operation per
+//! connection).
+//!
 //! EMFILE/ENFILE leave the connection in the kernel's accept queue: the loop backs off
 //! (10 ms doubling to 1 s), keeps serving existing sessions meanwhile, logs at most once a
 //! second with a count of what it suppressed, and resumes by itself when descriptors free.
 
 use std::cell::Cell;
 use std::io;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::runtime::{self, Conn, Listener};
+use crate::uring::{PollEvents, ShardRing};
 
 const MIN_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Connections accepted in a row before the loop lets the shard's sessions run.
+const BURST: usize = 64;
 
 /// Accepts forever, handing each connection to `serve`.
 pub async fn accept_loop(
     listener: &Listener,
+    ring: &Rc<ShardRing>,
     shard: usize,
     mut serve: impl FnMut(Conn),
     on_error: impl Fn(),
 ) {
     let log = RateLimitedLog::new(Duration::from_secs(1));
     let mut backoff = MIN_BACKOFF;
+    let mut burst = 0;
     loop {
-        match runtime::accept(listener).await {
+        let Some(accepted) = runtime::try_accept(listener) else {
+            burst = 0;
+            if let Err(err) = ring.ready(listener.fd(), PollEvents::Readable).await {
+                on_error();
+                log.warn(|suppressed| {
+                    tracing::warn!(shard, suppressed, "cannot wait for connections: {err}")
+                });
+                runtime::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            continue;
+        };
+        burst += 1;
+        if burst == BURST {
+            burst = 0;
+            runtime::yield_now().await;
+        }
+        match accepted {
             Ok(conn) => {
                 backoff = MIN_BACKOFF;
                 serve(conn);

@@ -61,6 +61,8 @@ fn listen(addr: SocketAddr) -> io::Result<Socket> {
         socket.set_only_v6(true)?;
     }
     socket.set_nonblocking(true)?;
+    // Accepted sockets start with the listener's TCP_NODELAY: no setsockopt(2) per session.
+    socket.set_nodelay(true)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     Ok(socket)
@@ -69,6 +71,16 @@ fn listen(addr: SocketAddr) -> io::Result<Socket> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accepted_sockets_inherit_nodelay_from_the_listener() {
+        let bound = bind_all(&["127.0.0.1:0".parse().unwrap()], 1).unwrap();
+        let _client = std::net::TcpStream::connect(bound.addrs[0]).unwrap();
+        let listener = std::net::TcpListener::from(bound.per_shard[0][0].try_clone().unwrap());
+        listener.set_nonblocking(false).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert!(accepted.nodelay().unwrap(), "TCP_NODELAY not inherited");
+    }
 
     #[test]
     fn port_zero_resolves_to_one_port_for_every_shard() {

@@ -7,19 +7,29 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_lite::io::AsyncRead;
 use glommio::io::BufferedFile;
-use glommio::net::{TcpListener, TcpStream, UnixStream};
+use glommio::net::{TcpStream, UnixStream};
 pub use glommio::PoolThreadHandles;
 use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
 
-/// A shard's listening socket.
-pub type Listener = TcpListener;
+/// A shard's listening socket: non-blocking, with `TCP_NODELAY` set so that every
+/// connection accepted from it starts with it (Linux copies it to the accepted socket).
+#[derive(Debug)]
+pub struct Listener {
+    fd: OwnedFd,
+}
+
+impl Listener {
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
 
 /// glommio registers this much memory per executor for direct file I/O, which the relay does
 /// not use; the default (10 MiB) would be pinned memory for nothing.
@@ -82,6 +92,11 @@ pub fn spawn<F: Future<Output = ()> + 'static>(fut: F) {
     glommio::spawn_local(fut).detach();
 }
 
+/// Lets the shard's other tasks run before this one goes on.
+pub async fn yield_now() {
+    futures_lite::future::yield_now().await;
+}
+
 /// Sleeps on the shard's timer.
 pub async fn sleep(d: Duration) {
     glommio::timer::sleep(d).await;
@@ -126,16 +141,57 @@ impl EventFdWaiter {
     }
 }
 
-/// Listens on an already bound and listening socket (created by `engine::listener`).
-pub fn listener_from_fd(fd: RawFd) -> TcpListener {
-    // SAFETY: the caller hands over a listening TCP socket it no longer uses.
-    unsafe { TcpListener::from_raw_fd(fd) }
+/// Accepts on an already bound, listening, non-blocking socket (from `engine::listener`).
+pub fn listener_from_fd(fd: OwnedFd) -> Listener {
+    Listener { fd }
 }
 
-/// Accepts one connection on `listener`.
-pub async fn accept(listener: &TcpListener) -> io::Result<Conn> {
-    let stream = listener.accept().await.map_err(io::Error::from)?;
-    Conn::new(stream)
+/// Takes one connection off the listener's queue, if one is waiting: `None` when the
+/// queue is empty (the caller waits for the listener to become readable).
+///
+/// Not glommio's accept: that one flips the listener to non-blocking and back around a
+/// try (three fcntl(2) and a failed accept(2) per connection), then queues an accept in
+/// its ring. One accept4(2) here returns the socket non-blocking, with its peer address,
+/// and with `TCP_NODELAY` inherited from the listener.
+pub fn try_accept(listener: &Listener) -> Option<io::Result<Conn>> {
+    // SAFETY: accept4(2) writes at most `len` bytes of address into the storage that
+    // `SockAddr::init` provides, and updates `len`.
+    let accepted = unsafe {
+        socket2::SockAddr::init(|storage, len| {
+            let fd = libc::accept4(
+                listener.fd(),
+                storage.cast(),
+                len,
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            );
+            if fd < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(fd)
+            }
+        })
+    };
+    match accepted {
+        Ok((fd, addr)) => {
+            // SAFETY: `fd` is the connected socket accept4 just returned; glommio owns it
+            // from here and closes it on drop.
+            let stream = unsafe { TcpStream::from_raw_fd(fd) };
+            Some(Ok(Conn {
+                stream: RefCell::new(Stream::Tcp(stream)),
+                fd,
+                peer: addr.as_socket(),
+            }))
+        }
+        Err(err)
+            if matches!(
+                err.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) =>
+        {
+            None
+        }
+        Err(err) => Some(Err(err)),
+    }
 }
 
 /// Connects to `addr` within `timeout`. Every backend TCP connect (L4, xpra, WebSocket
@@ -146,7 +202,7 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<Conn> {
         .await
         .map_err(io::Error::from)?;
     crate::control::metrics::backend_connected(began.elapsed());
-    Conn::new(stream)
+    Conn::connected(stream, addr)
 }
 
 /// Connects to the unix socket at `path` (local xpra sessions). A unix connect completes
@@ -161,6 +217,7 @@ pub fn connect_unix(path: &std::path::Path) -> io::Result<Conn> {
     Ok(Conn {
         stream: RefCell::new(Stream::Unix(stream)),
         fd,
+        peer: None,
     })
 }
 
@@ -176,10 +233,14 @@ enum Stream {
 pub struct Conn {
     stream: RefCell<Stream>,
     fd: RawFd,
+    /// The peer's address, known from accept or connect (no getpeername(2) per use);
+    /// None for unix sockets.
+    peer: Option<SocketAddr>,
 }
 
 impl Conn {
-    fn new(stream: TcpStream) -> io::Result<Self> {
+    /// A socket glommio connected to `peer`.
+    fn connected(stream: TcpStream, peer: SocketAddr) -> io::Result<Self> {
         stream.set_nodelay(true).map_err(io::Error::from)?;
         let fd = stream.as_raw_fd();
         // The splice path issues plain syscalls on this descriptor: they must never block.
@@ -187,6 +248,7 @@ impl Conn {
         Ok(Self {
             stream: RefCell::new(Stream::Tcp(stream)),
             fd,
+            peer: Some(peer),
         })
     }
 
@@ -196,19 +258,18 @@ impl Conn {
 
     /// The peer's address; unix sockets have none.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        match &*self.stream.borrow() {
-            Stream::Tcp(s) => s.peer_addr().map_err(io::Error::from),
-            Stream::Unix(_) => Err(io::Error::new(
+        self.peer.ok_or_else(|| {
+            io::Error::new(
                 io::ErrorKind::Unsupported,
                 "unix sockets have no peer address",
-            )),
-        }
+            )
+        })
     }
 
     /// Whether the peer is on this host (loopback address or unix socket).
     pub fn is_local(&self) -> bool {
         match &*self.stream.borrow() {
-            Stream::Tcp(s) => s.peer_addr().is_ok_and(|a| a.ip().is_loopback()),
+            Stream::Tcp(_) => self.peer.is_some_and(|a| a.ip().is_loopback()),
             Stream::Unix(_) => true,
         }
     }
@@ -332,13 +393,12 @@ fn shutdown(fd: RawFd, how: libc::c_int) -> io::Result<()> {
     Ok(())
 }
 
+/// One ioctl(2), where fcntl would take two (get the flags, then set them).
 fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl get/set flags on a descriptor owned by the caller.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
-        }
+    let on: libc::c_int = 1;
+    // SAFETY: FIONBIO reads one int from a live pointer; the descriptor is the caller's.
+    if unsafe { libc::ioctl(fd, libc::FIONBIO, &on) } < 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }

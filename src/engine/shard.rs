@@ -5,7 +5,7 @@
 //! shard's. Nothing on this path takes a lock or talks to another shard.
 
 use std::cell::Cell;
-use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -111,10 +111,7 @@ pub async fn run(
         answering: Cell::new(0),
     });
     let listening_fds: Vec<_> = listeners.iter().map(|fd| fd.as_raw_fd()).collect();
-    let listeners: Vec<_> = listeners
-        .into_iter()
-        .map(|fd| listener_from_fd(fd.into_raw_fd()))
-        .collect();
+    let listeners: Vec<_> = listeners.into_iter().map(listener_from_fd).collect();
     ready(Ok(()));
 
     let accepting = join_all(listeners.iter().map(|l| {
@@ -122,6 +119,7 @@ pub async fn run(
         let shard_for_errors = Rc::clone(&shard);
         accept_loop(
             l,
+            &ring,
             id,
             move |conn| runtime::spawn(serve(Rc::clone(&shard), conn)),
             move || ShardStats::add(&shard_for_errors.stats().accept_errors, 1),
@@ -277,7 +275,15 @@ async fn turn_away(shard: &Shard, client: Conn, early: Vec<u8>, over: Over) {
         _ => return client.abort(),
     };
     let _answering = Answering::start(&shard.answering);
-    let answer = over_limit::answer(doors, &client, early, over, REFUSAL_DEADLINE).await;
+    let answer = over_limit::answer(
+        doors,
+        &client,
+        early,
+        over,
+        REFUSAL_DEADLINE,
+        &shard.dp.ring,
+    )
+    .await;
     tracing::debug!(shard = shard.id, "over a limit ({over}): {answer:?}");
 }
 

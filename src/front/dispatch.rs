@@ -120,7 +120,7 @@ fn sniff_timed_out(ctx: &Ctx<'_>, deadline: Duration, what: &str) {
 /// carried the TLS and WebSocket doors' state, 19 KB of it; boxed, a session pays for the
 /// door it took (measured: loadgen's RSS per session, see README).
 pub async fn serve(doors: &Doors, client: Conn, early: Vec<u8>, ctx: Ctx<'_>) -> Served {
-    let (kind, first) = match sniff_from(&client, early, doors.sniff_timeout).await {
+    let (kind, first) = match sniff_from(&client, early, doors.sniff_timeout, &ctx.dp.ring).await {
         Ok(found) => found,
         Err(e) => {
             if matches!(e, SniffError::Timeout) {
@@ -190,7 +190,7 @@ async fn serve_tls(
             };
         }
     };
-    let (kind, inner) = match sniff(&tls, doors.sniff_timeout).await {
+    let (kind, inner) = match sniff(&tls, doors.sniff_timeout, &ctx.dp.ring).await {
         Ok(found) => found,
         Err(e) => {
             if matches!(e, SniffError::Timeout) {

@@ -11,6 +11,7 @@
 //! and could destroy the answer before the client reads it. All of it within one deadline,
 //! and nothing is kept: the connection never becomes a session and reaches no backend.
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use futures_lite::future::poll_fn;
@@ -22,6 +23,7 @@ use super::xpra::disconnect_frame;
 use super::xpra::handshake::reason::SERVER_FULL;
 use crate::engine::limits::Over;
 use crate::engine::runtime::{within, Conn};
+use crate::uring::ShardRing;
 use crate::xpra::header::Encoding;
 
 /// What a refused HTTP client is told to wait before trying again.
@@ -70,9 +72,10 @@ pub async fn answer(
     early: Vec<u8>,
     over: Over,
     deadline: Duration,
+    ring: &Rc<ShardRing>,
 ) -> Answer {
     let answering = async {
-        let (answer, bytes) = match sniff_from(client, early, deadline).await {
+        let (answer, bytes) = match sniff_from(client, early, deadline, ring).await {
             Ok((kind, first)) => answer_for(doors, kind, &first, over),
             Err(_) => (Answer::Closed, Vec::new()),
         };

@@ -6,13 +6,12 @@
 //! clients wait, the deadline passes, and they are closed.
 
 use std::io;
-use std::task::Poll;
+use std::rc::Rc;
 use std::time::Duration;
 
-use futures_lite::future::poll_fn;
-
 use crate::engine::runtime::within;
-use crate::relay::stream::ByteStream;
+use crate::relay::stream::{read_ready, ByteStream};
+use crate::uring::ShardRing;
 
 /// What a connection's first bytes say it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,8 +83,9 @@ pub enum SniffError {
 pub async fn sniff(
     conn: &impl ByteStream,
     deadline: Duration,
+    ring: &Rc<ShardRing>,
 ) -> Result<(Kind, Vec<u8>), SniffError> {
-    sniff_from(conn, Vec::new(), deadline).await
+    sniff_from(conn, Vec::new(), deadline, ring).await
 }
 
 /// [`sniff`] for a connection whose first bytes (`first`) were already read (after a PROXY
@@ -94,6 +94,7 @@ pub async fn sniff_from(
     conn: &impl ByteStream,
     mut first: Vec<u8>,
     deadline: Duration,
+    ring: &Rc<ShardRing>,
 ) -> Result<(Kind, Vec<u8>), SniffError> {
     if let Some(kind) = classify(&first) {
         return Ok((kind, first));
@@ -102,11 +103,7 @@ pub async fn sniff_from(
         loop {
             let mut buf = [0u8; SNIFF_MAX];
             let room = SNIFF_MAX.saturating_sub(first.len()).max(1);
-            let n = poll_fn(|cx| match conn.poll_read(cx, &mut buf[..room]) {
-                Poll::Pending => Poll::Pending,
-                ready => ready,
-            })
-            .await?;
+            let n = read_ready(conn, ring, |read| read(&mut buf[..room])).await??;
             if n == 0 {
                 return Err(SniffError::Closed);
             }

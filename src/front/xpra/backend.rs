@@ -8,7 +8,7 @@ use super::handshake::{hello_caps, reason, Admitted};
 use super::reader::{PacketReader, ReadError};
 use super::{Refusal, XpraDoor};
 use crate::engine::runtime::{connect, connect_unix, resolve, Conn};
-use crate::relay::buffer_pool::BufferPool;
+use crate::relay::direction::DataPath;
 use crate::relay::stream::ByteStream;
 use crate::xpra::auth::{answer, SessionTarget, Transport};
 use crate::xpra::header::Compression;
@@ -30,7 +30,7 @@ pub async fn join(
     shard: usize,
     client: &impl ByteStream,
     admitted: &mut Admitted,
-    pool: &BufferPool,
+    dp: &DataPath,
 ) -> Result<Joined, Refusal> {
     let enc = admitted.encoding;
     let fail = |detail: String| Refusal::new(reason::SERVER_ERROR, &detail, enc);
@@ -79,7 +79,7 @@ pub async fn join(
     let mut answered = false;
     loop {
         let got = reader
-            .next(&backend, deadline, pool)
+            .next(&backend, deadline, dp)
             .await
             .map_err(|e| match e {
                 ReadError::Timeout => fail("the session did not answer in time".into()),

@@ -2,21 +2,20 @@
 //! straight from the read buffer, watched packets handed to the session.
 //!
 //! Reads use the shard's pooled buffers exactly like the L4 copy path (a buffer is held
-//! only while it has bytes), so an idle xpra session holds no buffer either. The only
+//! only while it has bytes, and a plain socket waits for readiness on the shard ring), so
+//! an idle xpra session holds no buffer either. The only
 //! per-direction memory is `carry`: the few bytes of a frame header or type prefix split
 //! across reads, or a watched packet (info, disconnect) being gathered.
 
 use std::io;
 use std::task::Poll;
 
-use futures_lite::future::poll_fn;
-
 use super::gate::{Gate, Step};
 use crate::control::registry::ByteTally;
 use crate::relay::buffer_pool::BufferPool;
-use crate::relay::direction::Side;
+use crate::relay::direction::{DataPath, Side};
 use crate::relay::idle::Meter;
-use crate::relay::stream::ByteStream;
+use crate::relay::stream::{read_ready, ByteStream};
 use crate::xpra::ProtocolError;
 
 /// Capacity the carry may keep while empty.
@@ -67,15 +66,16 @@ pub async fn forward(
     src: &impl ByteStream,
     dst: &impl ByteStream,
     gate: &mut Gate,
-    pool: &BufferPool,
+    dp: &DataPath,
     mut carry: Vec<u8>,
     mut on_watched: impl FnMut(&str, &[u8]) -> Verdict,
     written: Written<'_>,
 ) -> Result<ForwardEnd, ForwardError> {
     let Written { meter, bytes } = written;
+    let pool = &dp.buffers;
     let mut steps = Vec::new();
     loop {
-        let (mut buf, n) = read_after(src, pool, &carry).await?;
+        let (mut buf, n) = read_after(src, dp, &carry).await?;
         if n == 0 {
             recycle(pool, buf);
             return Ok(ForwardEnd::Eof);
@@ -151,26 +151,28 @@ async fn write(
 /// buffer (a big watched packet being gathered) gets a buffer of its own size instead.
 async fn read_after(
     src: &impl ByteStream,
-    pool: &BufferPool,
+    dp: &DataPath,
     carry: &[u8],
 ) -> Result<(Box<[u8]>, usize), ForwardError> {
+    let pool = &dp.buffers;
     let grow = carry.len() * 2 > pool.buffer_size();
-    poll_fn(|cx| {
+    let source = |error| ForwardError::Io {
+        side: Side::Source,
+        error,
+    };
+    read_ready(src, &dp.ring, |read| {
         let mut buf = if grow {
             vec![0u8; carry.len() * 2].into_boxed_slice()
         } else {
             pool.take()
         };
         buf[..carry.len()].copy_from_slice(carry);
-        let outcome = src.poll_read(cx, &mut buf[carry.len()..]);
+        let outcome = read(&mut buf[carry.len()..]);
         match outcome {
             Poll::Ready(Ok(n)) => Poll::Ready(Ok((buf, n))),
             Poll::Ready(Err(error)) => {
                 recycle(pool, buf);
-                Poll::Ready(Err(ForwardError::Io {
-                    side: Side::Source,
-                    error,
-                }))
+                Poll::Ready(Err(source(error)))
             }
             Poll::Pending => {
                 recycle(pool, buf);
@@ -179,6 +181,7 @@ async fn read_after(
         }
     })
     .await
+    .map_err(source)?
 }
 
 /// Returns a pool buffer to its pool; a one-off larger buffer is just freed.

@@ -62,11 +62,11 @@ pub async fn admit(
     client: &impl ByteStream,
     ctx: &Ctx<'_>,
 ) -> Result<Admitted, Refusal> {
-    let pool = &ctx.dp.buffers;
+    let dp = ctx.dp;
     let deadline = Instant::now() + door.pre_auth_timeout;
     let mut reader = PacketReader::new(door.pre_auth_limits());
     let first = reader
-        .next(client, deadline, pool)
+        .next(client, deadline, dp)
         .await
         .map_err(|e| refusal_for_read(e, Encoding::Rencode, door, ctx))?;
     let encoding = first.encoding;
@@ -133,7 +133,7 @@ pub async fn admit(
                 .await
                 .map_err(|_| Refusal::silent())?;
             let answer = reader
-                .next(client, deadline, pool)
+                .next(client, deadline, dp)
                 .await
                 .map_err(|e| refusal_for_read(e, encoding, door, ctx))?;
             let rtt = sent.elapsed().as_secs_f64() * 1e3;

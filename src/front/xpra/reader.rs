@@ -8,11 +8,10 @@ use std::task::Poll;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use futures_lite::future::poll_fn;
 
 use crate::engine::runtime::within;
-use crate::relay::buffer_pool::BufferPool;
-use crate::relay::stream::ByteStream;
+use crate::relay::direction::DataPath;
+use crate::relay::stream::{read_ready, ByteStream};
 use crate::xpra::packet::{Decoded, FrameDecoder, Limits};
 use crate::xpra::ProtocolError;
 
@@ -48,14 +47,14 @@ impl PacketReader {
         &mut self,
         conn: &impl ByteStream,
         deadline: Instant,
-        pool: &BufferPool,
+        dp: &DataPath,
     ) -> Result<Decoded, ReadError> {
         loop {
             if let Some(decoded) = self.decoder.decode(&mut self.buf)? {
                 return Ok(decoded);
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            let n = within(left, self.fill(conn, pool))
+            let n = within(left, self.fill(conn, dp))
                 .await
                 .ok_or(ReadError::Timeout)??;
             if n == 0 {
@@ -66,18 +65,18 @@ impl PacketReader {
 
     /// One read, into a pooled buffer (held only while bytes are in it), appended to the
     /// decoder's buffer: no zero-filling of fresh memory per read.
-    async fn fill(&mut self, conn: &impl ByteStream, pool: &BufferPool) -> io::Result<usize> {
-        let buf = &mut self.buf;
-        poll_fn(|cx| {
+    async fn fill(&mut self, conn: &impl ByteStream, dp: &DataPath) -> io::Result<usize> {
+        let (buf, pool) = (&mut self.buf, &dp.buffers);
+        read_ready(conn, &dp.ring, |read| {
             let mut scratch = pool.take();
-            let outcome = conn.poll_read(cx, &mut scratch);
+            let outcome = read(&mut scratch);
             if let Poll::Ready(Ok(n)) = outcome {
                 buf.extend_from_slice(&scratch[..n]);
             }
             pool.give_back(scratch);
             outcome
         })
-        .await
+        .await?
     }
 
     /// The bytes read but not decoded: the start of the data phase.

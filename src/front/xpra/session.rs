@@ -63,13 +63,13 @@ pub enum XpraEnd {
 /// the user and target once the session is joined, and counts its bytes.
 pub async fn serve(door: &XpraDoor, client: impl ByteStream, ctx: &Ctx<'_>) -> XpraEnd {
     let live = ctx.live;
-    let (shard, pool) = (live.shard(), &ctx.dp.buffers);
+    let (shard, dp) = (live.shard(), ctx.dp);
     let hello_at = Instant::now();
     let mut admitted = match admit(door, &client, ctx).await {
         Ok(a) => a,
         Err(refusal) => return refuse(&client, refusal).await,
     };
-    let mut joined = match join(door, shard, &client, &mut admitted, pool).await {
+    let mut joined = match join(door, shard, &client, &mut admitted, dp).await {
         Ok(j) => j,
         Err(refusal) => return refuse(&client, refusal).await,
     };
@@ -100,7 +100,7 @@ pub async fn serve(door: &XpraDoor, client: impl ByteStream, ctx: &Ctx<'_>) -> X
             &client,
             backend,
             &mut up_gate,
-            pool,
+            dp,
             std::mem::take(&mut admitted.leftover),
             |kind, frame| match kind {
                 "disconnect" => {
@@ -128,7 +128,7 @@ pub async fn serve(door: &XpraDoor, client: impl ByteStream, ctx: &Ctx<'_>) -> X
             backend,
             &client,
             &mut down_gate,
-            pool,
+            dp,
             std::mem::take(&mut joined.leftover),
             |kind, frame| match kind {
                 "disconnect" => {
