@@ -68,6 +68,46 @@ fn established() -> (RelayProcess, TcpStream, TcpStream) {
 }
 
 #[test]
+fn pings_the_server_sends_before_its_hello_reach_the_client_after_it() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let session = format!("tcp://{}/", listener.local_addr().unwrap());
+    let relay = RelayProcess::start(&["--auth", "allow", "--session", &session]);
+    let mut client = relay.connect();
+    client.write_all(&hello(&[])).unwrap();
+    let (mut backend, _) = listener.accept().unwrap();
+    read_packet(&mut backend, &mut BytesMut::new()).expect("the client's hello");
+    // xpra 3.1.3 pings from the connection on: a slow server pings before it says hello.
+    backend
+        .write_all(&frame(vec![Value::str("ping"), Value::Int(1000)]))
+        .unwrap();
+    backend
+        .write_all(&frame(vec![Value::str("ping"), Value::Int(2000)]))
+        .unwrap();
+    backend.write_all(&hello(&[])).unwrap();
+    let mut buf = BytesMut::new();
+    let kinds: Vec<(String, Option<i64>)> = (0..3)
+        .map(|_| {
+            let p = read_packet(&mut client, &mut buf).expect("a packet");
+            (kind(&p).to_string(), p.get(1).and_then(Value::as_int))
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("hello".to_string(), None),
+            ("ping".to_string(), Some(1000)),
+            ("ping".to_string(), Some(2000)),
+        ]
+    );
+    // And the session is relayed as usual.
+    let up = frame(vec![Value::str("ping_echo"), Value::Int(1000)]);
+    client.write_all(&up).unwrap();
+    let mut got = vec![0u8; up.len()];
+    backend.read_exact(&mut got).unwrap();
+    assert_eq!(got, up);
+}
+
+#[test]
 fn frames_pass_both_ways_byte_for_byte_after_the_handshake() {
     let (_relay, mut client, mut backend) = established();
     let up = frame(vec![

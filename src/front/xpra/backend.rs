@@ -1,5 +1,9 @@
 //! The backend leg of the handshake: connect to the session, send it the client's hello
 //! (rewritten), answer its challenge if it asks, and bring back its hello.
+//!
+//! A server may send packets before its hello: xpra 3.1.3's ping timer runs from the
+//! connection, and a server slow to set up its side (a busy host, a display resize) pings
+//! first. Those are held, bounded, and reach the client right after the hello, in order.
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +18,11 @@ use crate::xpra::auth::{answer, SessionTarget, Transport};
 use crate::xpra::header::Compression;
 use crate::xpra::packet::{encode_frame, Packet};
 use crate::xpra::Value;
+
+/// Packets a server may send ahead of its hello that the client still gets (after it).
+const HELD_MAX_PACKETS: usize = 16;
+/// Their encoded size, in all.
+const HELD_MAX_BYTES: usize = 64 * 1024;
 
 /// A backend that accepted the session.
 pub struct Joined {
@@ -77,6 +86,8 @@ pub async fn join(
     let deadline = Instant::now() + door.connect_timeout + Duration::from_secs(30);
     let mut reader = PacketReader::new(door.limits());
     let mut answered = false;
+    // Encoded packets that came before the hello, to follow it to the client.
+    let mut held: Vec<Vec<u8>> = Vec::new();
     loop {
         let got = reader
             .next(&backend, deadline, dp)
@@ -108,8 +119,10 @@ pub async fn join(
                     compression,
                 )
                 .map_err(|e| fail(format!("cannot re-encode the session's hello: {e}")))?;
+                let mut out = frame;
+                held.iter().for_each(|p| out.extend_from_slice(p));
                 client
-                    .write_all(&frame)
+                    .write_all(&out)
                     .await
                     .map_err(|_| Refusal::silent())?;
                 return Ok(Joined {
@@ -145,6 +158,22 @@ pub async fn join(
                     &format!("the session refused the connection: {}", why.join(": ")),
                     enc,
                 ));
+            }
+            Some("ping") => {
+                let compression = got
+                    .frames
+                    .last()
+                    .and_then(|f| f.header.compression().ok())
+                    .unwrap_or(Compression::None);
+                let frame = encode_frame(&got.packet, got.encoding, compression)
+                    .map_err(|e| fail(format!("cannot re-encode the session's ping: {e}")))?;
+                let bytes: usize = held.iter().map(Vec::len).sum::<usize>() + frame.len();
+                if held.len() == HELD_MAX_PACKETS || bytes > HELD_MAX_BYTES {
+                    return Err(fail(
+                        "the session sent too many packets before its hello".into(),
+                    ));
+                }
+                held.push(frame);
             }
             other => {
                 return Err(fail(format!(
