@@ -127,6 +127,10 @@ impl Drop for RelayProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            // A failing test shows what the relay said about it.
+            eprintln!("--- deskrelay's log ---\n{}--- end ---", self.stderr());
+        }
     }
 }
 

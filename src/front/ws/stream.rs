@@ -13,10 +13,12 @@
 //! the reader waited on that sent nothing for two intervals after a ping is taken for gone
 //! (a peer that vanished without a FIN); one whose reader is busy elsewhere (its bytes
 //! held up by a slow backend) is not silent, only unheard; nor is one still reading our
-//! data frames (a slow client's pongs wait behind them in its socket): data frames written
-//! in the interval and a TCP acknowledgement count that moved show the client reads. Data
-//! written alone proves nothing (a peer that is gone takes bytes until its buffer is full),
-//! nor do acknowledged pings (a hung client's kernel still acknowledges them).
+//! data frames (a slow client's pongs wait behind them in its socket): a TCP
+//! acknowledgement count that moved by more than the interval's pings could account for
+//! shows the client reads, whether or not we wrote in that interval (after the last data
+//! frame, a slow client still reads what our socket holds for it). Data written alone
+//! proves nothing (a peer that is gone takes bytes until its buffer is full), nor do
+//! acknowledged pings (a hung client's kernel still acknowledges them).
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -32,6 +34,9 @@ use crate::relay::stream::ByteStream;
 
 /// Heartbeat intervals after a ping that a client may stay silent before it is given up.
 pub const SILENT_INTERVALS: u32 = 2;
+/// Acknowledged bytes an interval's pings may account for (a ping frame is 2 bytes, 24 or
+/// so in a TLS record): past this, the client's TCP took data.
+const PING_BYTES_PER_INTERVAL: u64 = 256;
 /// With a heartbeat, big data frames go out in writes of this size (one TLS record's
 /// worth), so that a slow client reading them shows progress within an interval.
 pub const HEARTBEAT_PIECE: usize = 16 * 1024;
@@ -114,11 +119,15 @@ impl<S: ByteStream> WsStream<S> {
             loop {
                 sleep(every).await;
                 let heard = self.heard.replace(false);
-                // Our data frames went out and the client's TCP took them: it reads. (Data
+                // It reads if data frames went out and its TCP took them, or if its TCP took
+                // more than pings (what our socket still held after the last frame). Data
                 // merely written proves nothing, a vanished peer's socket takes bytes until
-                // its buffer is full; acknowledged pings prove only that its host is up.)
+                // its buffer is full; acknowledged pings prove only that its host is up.
                 let now = self.inner.bytes_acked();
-                let reading = self.delivered.replace(false) && (now.is_none() || now > acked);
+                let delivered = self.delivered.replace(false);
+                let reading = (delivered && (now.is_none() || now > acked))
+                    || matches!((acked, now), (Some(before), Some(now))
+                        if now > before + PING_BYTES_PER_INTERVAL);
                 acked = now;
                 if heard || reading || !self.waiting.get() {
                     silent = 0;
