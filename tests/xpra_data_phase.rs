@@ -48,19 +48,25 @@ fn kind(items: &[Value]) -> &str {
     items[0].as_str().unwrap()
 }
 
-/// A relay (`--auth allow`) in front of a scripted backend; returns the relay, the client
-/// socket after a completed handshake, and the backend's socket.
-fn established() -> (RelayProcess, TcpStream, TcpStream) {
+/// A relay (`--auth allow`) in front of a scripted backend, up to the client's hello
+/// reaching the backend; returns the relay, the client's socket and the backend's.
+fn hello_at_backend() -> (RelayProcess, TcpStream, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let session = format!("tcp://{}/", listener.local_addr().unwrap());
     let relay = RelayProcess::start(&["--auth", "allow", "--session", &session]);
     let mut client = relay.connect();
     client.write_all(&hello(&[])).unwrap();
     let (mut backend, _) = listener.accept().unwrap();
-    let mut buf = BytesMut::new();
-    let got = read_packet(&mut backend, &mut buf).expect("the client's hello");
+    let got = read_packet(&mut backend, &mut BytesMut::new()).expect("the client's hello");
     assert_eq!(kind(&got), "hello");
     assert_eq!(got[1].get("proxy"), Some(&Value::Bool(true)));
+    (relay, client, backend)
+}
+
+/// [`hello_at_backend`], then the backend's hello through to the client: an established
+/// session.
+fn established() -> (RelayProcess, TcpStream, TcpStream) {
+    let (relay, mut client, mut backend) = hello_at_backend();
     backend.write_all(&hello(&[])).unwrap();
     let back = read_packet(&mut client, &mut BytesMut::new()).expect("the server's hello");
     assert_eq!(kind(&back), "hello");
@@ -69,13 +75,7 @@ fn established() -> (RelayProcess, TcpStream, TcpStream) {
 
 #[test]
 fn pings_the_server_sends_before_its_hello_reach_the_client_after_it() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let session = format!("tcp://{}/", listener.local_addr().unwrap());
-    let relay = RelayProcess::start(&["--auth", "allow", "--session", &session]);
-    let mut client = relay.connect();
-    client.write_all(&hello(&[])).unwrap();
-    let (mut backend, _) = listener.accept().unwrap();
-    read_packet(&mut backend, &mut BytesMut::new()).expect("the client's hello");
+    let (_relay, mut client, mut backend) = hello_at_backend();
     // xpra 3.1.3 pings from the connection on: a slow server pings before it says hello.
     backend
         .write_all(&frame(vec![Value::str("ping"), Value::Int(1000)]))

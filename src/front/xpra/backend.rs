@@ -16,7 +16,7 @@ use crate::relay::direction::DataPath;
 use crate::relay::stream::ByteStream;
 use crate::xpra::auth::{answer, SessionTarget, Transport};
 use crate::xpra::header::Compression;
-use crate::xpra::packet::{encode_frame, Packet};
+use crate::xpra::packet::{encode_frame, Decoded, Packet};
 use crate::xpra::Value;
 
 /// Packets a server may send ahead of its hello that the client still gets (after it).
@@ -99,11 +99,7 @@ pub async fn join(
         let kind = got.packet.kind().map(str::to_owned);
         match kind.as_deref() {
             Some("hello") => {
-                let compression = got
-                    .frames
-                    .last()
-                    .and_then(|f| f.header.compression().ok())
-                    .unwrap_or(Compression::None);
+                let compression = compression_of(&got);
                 let caps = hello_caps(got.packet)
                     .ok_or_else(|| fail("invalid hello from the session".into()))?;
                 let mut to_client = hello_for_client(caps);
@@ -160,12 +156,7 @@ pub async fn join(
                 ));
             }
             Some("ping") => {
-                let compression = got
-                    .frames
-                    .last()
-                    .and_then(|f| f.header.compression().ok())
-                    .unwrap_or(Compression::None);
-                let frame = encode_frame(&got.packet, got.encoding, compression)
+                let frame = encode_frame(&got.packet, got.encoding, compression_of(&got))
                     .map_err(|e| fail(format!("cannot re-encode the session's ping: {e}")))?;
                 let bytes: usize = held.iter().map(Vec::len).sum::<usize>() + frame.len();
                 if held.len() == HELD_MAX_PACKETS || bytes > HELD_MAX_BYTES {
@@ -183,6 +174,14 @@ pub async fn join(
             }
         }
     }
+}
+
+/// The compressor the backend used for a packet (its last frame's), to answer in kind.
+fn compression_of(got: &Decoded) -> Compression {
+    got.frames
+        .last()
+        .and_then(|f| f.header.compression().ok())
+        .unwrap_or(Compression::None)
 }
 
 /// Sends `hello` and leaves it in place (it may be sent again with a challenge answer).
