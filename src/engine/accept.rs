@@ -67,15 +67,43 @@ pub async fn accept_loop(
                     });
                     runtime::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
-                } else {
+                } else if is_connection_error(&err) {
                     // A client that vanished between SYN and accept, and the like.
                     log.warn(|suppressed| {
                         tracing::debug!(shard, suppressed, "accept failed: {err}")
                     });
+                } else {
+                    // Not the connection's fault, nor one that waiting for readiness
+                    // clears (EBADF, EINVAL...): back off rather than spin on it.
+                    log.warn(|suppressed| {
+                        tracing::warn!(shard, suppressed, "accept failed: {err}; retrying")
+                    });
+                    runtime::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }
     }
+}
+
+/// Errors accept(2) reports for one pending connection (it is gone; the next one is fine):
+/// the man page's "treat them like EAGAIN by retrying" list, with ECONNABORTED.
+fn is_connection_error(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(
+            libc::ECONNABORTED
+                | libc::EPROTO
+                | libc::ENETDOWN
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETUNREACH
+                | libc::EPERM
+        )
+    )
 }
 
 fn is_descriptor_exhaustion(err: &io::Error) -> bool {
@@ -140,6 +168,12 @@ mod tests {
         )));
         assert!(!is_descriptor_exhaustion(&io::Error::from_raw_os_error(
             libc::ECONNABORTED
+        )));
+        assert!(is_connection_error(&io::Error::from_raw_os_error(
+            libc::ECONNABORTED
+        )));
+        assert!(!is_connection_error(&io::Error::from_raw_os_error(
+            libc::EBADF
         )));
     }
 }

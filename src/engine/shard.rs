@@ -113,7 +113,8 @@ pub async fn run(
     // glommio 0.9 can sleep with a runnable task: the tick bounds that (see its docs).
     let weak = Rc::downgrade(&shard);
     runtime::spawn(runtime::wakeup_tick(move || {
-        weak.upgrade().map(|s| s.active.get() > 0)
+        weak.upgrade()
+            .map(|s| s.active.get() > 0 || s.answering.get() > 0)
     }));
     let listening_fds: Vec<_> = listeners.iter().map(|fd| fd.as_raw_fd()).collect();
     let listeners: Vec<_> = listeners.into_iter().map(listener_from_fd).collect();
