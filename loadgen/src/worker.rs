@@ -72,7 +72,9 @@ pub fn run_workers(plan: Arc<Plan>, workers: usize, listener: RawFd) -> anyhow::
         .ring_depth(RING_DEPTH)
         .on_all_shards(move || async move {
             // glommio 0.9 can sleep with a runnable task: see the tick's documentation.
-            glommio::spawn_local(deskrelay::engine::runtime::wakeup_tick(|| Some(true))).detach();
+            deskrelay::engine::runtime::spawn(deskrelay::engine::runtime::wakeup_tick(|| {
+                Some(true)
+            }));
             let w = next.fetch_add(1, Ordering::Relaxed);
             worker(plan, w, workers, listener).await
         })

@@ -30,7 +30,7 @@ pub async fn accept_loop(
     on_error: impl Fn(),
 ) {
     let log = RateLimitedLog::new(Duration::from_secs(1));
-    let mut backoff = MIN_BACKOFF;
+    let mut backoff = Backoff::default();
     let mut burst = 0;
     loop {
         let Some(accepted) = runtime::try_accept(listener) else {
@@ -40,8 +40,7 @@ pub async fn accept_loop(
                 log.warn(|suppressed| {
                     tracing::warn!(shard, suppressed, "cannot wait for connections: {err}")
                 });
-                runtime::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                backoff.pause().await;
             }
             continue;
         };
@@ -52,7 +51,7 @@ pub async fn accept_loop(
         }
         match accepted {
             Ok(conn) => {
-                backoff = MIN_BACKOFF;
+                backoff = Backoff::default();
                 serve(conn);
             }
             Err(err) => {
@@ -65,8 +64,7 @@ pub async fn accept_loop(
                             "accept paused: {err}; existing sessions go on"
                         )
                     });
-                    runtime::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    backoff.pause().await;
                 } else if is_connection_error(&err) {
                     // A client that vanished between SYN and accept, and the like.
                     log.warn(|suppressed| {
@@ -78,11 +76,27 @@ pub async fn accept_loop(
                     log.warn(|suppressed| {
                         tracing::warn!(shard, suppressed, "accept failed: {err}; retrying")
                     });
-                    runtime::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    backoff.pause().await;
                 }
             }
         }
+    }
+}
+
+/// The pause before accepting again after an error that waiting for readiness does not
+/// clear: MIN_BACKOFF, doubling up to MAX_BACKOFF, back to MIN_BACKOFF after a success.
+struct Backoff(Duration);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff(MIN_BACKOFF)
+    }
+}
+
+impl Backoff {
+    async fn pause(&mut self) {
+        runtime::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(MAX_BACKOFF);
     }
 }
 

@@ -5,7 +5,7 @@
 //! shard's. Nothing on this path takes a lock or talks to another shard.
 
 use std::cell::Cell;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -116,7 +116,6 @@ pub async fn run(
         weak.upgrade()
             .map(|s| s.active.get() > 0 || s.answering.get() > 0)
     }));
-    let listening_fds: Vec<_> = listeners.iter().map(|fd| fd.as_raw_fd()).collect();
     let listeners: Vec<_> = listeners.into_iter().map(listener_from_fd).collect();
     ready(Ok(()));
 
@@ -137,8 +136,8 @@ pub async fn run(
         }
     };
     future::or(accepting, stop).await;
-    for &fd in &listening_fds {
-        stop_listening(fd);
+    for listener in &listeners {
+        stop_listening(listener.fd());
     }
     drop(listeners);
     drain(&shard, cfg.drain_timeout).await;
